@@ -1,0 +1,99 @@
+//! Command-line parsing and the glue from subcommands to the library.
+
+pub mod copy;
+pub mod inspect;
+pub mod login;
+pub mod progress;
+pub mod tag;
+pub mod tags;
+
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use hoist::Result;
+use hoist::progress::Reporter;
+use hoist::registry::{RegistryClient, Settings};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hoist",
+    version,
+    about = "Build, copy and push container images from CI, without a Docker daemon"
+)]
+pub struct Cli {
+    /// More logs on stderr: -v debug, -vv trace (secrets are never logged).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print one JSON result object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Progress display: bars on a terminal (auto), plain lines, or nothing.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub progress: progress::ProgressMode,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Copy an image or index between registries, OCI layouts and docker-archives.
+    Copy(copy::Args),
+    /// Add tags to an image in the same repository (no blobs move).
+    Tag(tag::Args),
+    /// Show an image's manifest and config.
+    Inspect(inspect::Args),
+    /// List a repository's tags.
+    Tags(tags::Args),
+    /// Store registry credentials in docker's config.json.
+    Login(login::Args),
+}
+
+/// What every subcommand gets: the registry client and how to print results.
+pub struct Context {
+    pub client: RegistryClient,
+    pub json: bool,
+}
+
+impl Context {
+    /// Prints a result: as `{"schema":1,...}` JSON with --json, else the human text.
+    pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", json_result(value));
+        } else {
+            let text = human();
+            if !text.is_empty() {
+                println!("{text}");
+            }
+        }
+    }
+}
+
+/// A result object with the schema version first.
+pub fn json_result<T: Serialize>(value: &T) -> String {
+    let mut object = serde_json::Map::new();
+    object.insert("schema".into(), 1.into());
+    match serde_json::to_value(value).expect("results serialise") {
+        serde_json::Value::Object(fields) => object.extend(fields),
+        other => {
+            object.insert("result".into(), other);
+        }
+    }
+    serde_json::Value::Object(object).to_string()
+}
+
+pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
+    let client = RegistryClient::new(Settings::from_env()?, reporter)?;
+    let ctx = Context {
+        client,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Copy(args) => copy::run(&ctx, args).await,
+        Command::Tag(args) => tag::run(&ctx, args).await,
+        Command::Inspect(args) => inspect::run(&ctx, args).await,
+        Command::Tags(args) => tags::run(&ctx, args).await,
+        Command::Login(args) => login::run(&ctx, args).await,
+    }
+}

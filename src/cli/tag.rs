@@ -1,0 +1,54 @@
+use hoist::reference::{RegistryRef, validate_tag};
+use hoist::{Error, Result};
+
+use super::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image to tag: host/repo:tag or host/repo@digest.
+    pub source: String,
+    /// New tags: a bare TAG, or host/repo:TAG in the same repository.
+    #[arg(required = true)]
+    pub new: Vec<String>,
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    let source = RegistryRef::parse(&args.source)?;
+    let tags = args
+        .new
+        .iter()
+        .map(|new| new_tag(&source, new))
+        .collect::<Result<Vec<_>>>()?;
+    let digest = hoist::copy::tag(&ctx.client, &source, &tags).await?;
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        digest: &'a hoist::reference::Digest,
+        tags: Vec<String>,
+    }
+    let out = Out {
+        digest: &digest,
+        tags: tags
+            .iter()
+            .map(|t| source.with_tag(t).to_string())
+            .collect(),
+    };
+    ctx.print(&out, || {
+        format!("tagged {digest} as {}", out.tags.join(", "))
+    });
+    Ok(())
+}
+
+/// A bare tag, or a full reference that must name the source's repository.
+fn new_tag(source: &RegistryRef, new: &str) -> Result<String> {
+    if validate_tag(new).is_ok() {
+        return Ok(new.to_string());
+    }
+    let full = RegistryRef::parse(new)?;
+    if full.repository_name() != source.repository_name() {
+        return Err(Error::Usage(format!(
+            "{new} is in another repository than {source}; use `hoist copy` to copy between repositories"
+        )));
+    }
+    full.tag
+        .ok_or_else(|| Error::Usage(format!("{new} names no tag")))
+}

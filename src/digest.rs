@@ -1,0 +1,146 @@
+//! Hashing content while it streams.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use sha2::Digest as _;
+
+use crate::error::{Error, Result};
+use crate::reference::Digest;
+use crate::registry::ByteStream;
+
+/// An incremental hasher for the algorithms digests may use.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: &str) -> Result<Self> {
+        match algorithm {
+            "sha256" => Ok(Hasher::Sha256(sha2::Sha256::new())),
+            "sha512" => Ok(Hasher::Sha512(sha2::Sha512::new())),
+            other => Err(Error::Usage(format!(
+                "digest algorithm `{other}` is not supported"
+            ))),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest::from_sha256(h.finalize().as_slice()),
+            Hasher::Sha512(h) => Digest::parse(&format!("sha512:{}", hex::encode(h.finalize())))
+                .expect("a sha512 hex digest is valid"),
+        }
+    }
+}
+
+pub fn compute(algorithm: &str, bytes: &[u8]) -> Result<Digest> {
+    let mut h = Hasher::new(algorithm)?;
+    h.update(bytes);
+    Ok(h.finish())
+}
+
+/// Wraps a stream so that it yields an error instead of its end when the bytes do not match
+/// `digest` and `size`. A consumer that commits only on a clean end never keeps corrupt data.
+pub fn verify_stream(inner: ByteStream, digest: Digest, size: u64, what: String) -> ByteStream {
+    let hasher = Hasher::new(digest.algorithm()).ok();
+    Box::pin(Verifying {
+        inner,
+        hasher,
+        expected: digest,
+        size,
+        seen: 0,
+        what,
+        done: false,
+    })
+}
+
+struct Verifying {
+    inner: ByteStream,
+    hasher: Option<Hasher>,
+    expected: Digest,
+    size: u64,
+    seen: u64,
+    what: String,
+    done: bool,
+}
+
+impl Stream for Verifying {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.seen += chunk.len() as u64;
+                if self.seen > self.size {
+                    self.done = true;
+                    let e = Error::SizeMismatch {
+                        what: self.what.clone(),
+                        expected: self.size,
+                        actual: self.seen,
+                    };
+                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                }
+                if let Some(h) = self.hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                let error = if self.seen != self.size {
+                    Some(Error::SizeMismatch {
+                        what: self.what.clone(),
+                        expected: self.size,
+                        actual: self.seen,
+                    })
+                } else {
+                    let actual = self.hasher.take().map(Hasher::finish);
+                    match actual {
+                        Some(actual) if actual != self.expected => Some(Error::DigestMismatch {
+                            what: self.what.clone(),
+                            expected: self.expected.to_string(),
+                            actual: actual.to_string(),
+                        }),
+                        _ => None,
+                    }
+                };
+                Poll::Ready(error.map(|e| Err(std::io::Error::other(e))))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The error a byte stream failed with: the hoist error it carries (a network failure at the
+/// source, corrupt content), or the io error itself.
+pub fn error_from_stream(e: std::io::Error, what: &str) -> Error {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
+    match inner {
+        Some(Error::Network { url, detail }) => Error::Network {
+            url: url.clone(),
+            detail: detail.clone(),
+        },
+        Some(other) if other.content_error().is_some() => {
+            other.content_error().expect("checked above")
+        }
+        _ => Error::Network {
+            url: what.to_string(),
+            detail: e.to_string(),
+        },
+    }
+}

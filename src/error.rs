@@ -1,0 +1,164 @@
+//! Typed errors. Every message names what it is about (reference, registry, file) and never a
+//! secret; `hint` gives the one line telling the user what to do.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid reference `{input}`: {reason}")]
+    InvalidReference { input: String, reason: String },
+
+    #[error("{registry}: unauthorized: {detail}")]
+    Unauthorized { registry: String, detail: String },
+
+    #[error("{registry}: denied: {detail}")]
+    Denied { registry: String, detail: String },
+
+    #[error("{what}: not found")]
+    NotFound { what: String },
+
+    /// A registry answered with an error the client does not handle itself.
+    #[error("{registry}/{repository}: {code}: {message} (HTTP {status})")]
+    Registry {
+        registry: String,
+        repository: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    /// A connection-level failure; `url` is already redacted.
+    #[error("{url}: {detail}")]
+    Network { url: String, detail: String },
+
+    #[error("{url}: gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// Malformed content: a manifest, config, archive or layout that cannot be read.
+    #[error("{what}: {reason}")]
+    Malformed { what: String, reason: String },
+
+    /// The user asked for something that cannot be done (bad flag combination, unsupported
+    /// destination, no matching platform).
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("credential helper `{helper}` for {registry}: {reason}")]
+    CredentialHelper {
+        helper: String,
+        registry: String,
+        reason: String,
+    },
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn malformed(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Malformed {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A copy of a corrupt-content error (they travel inside io errors of byte streams).
+    pub fn content_error(&self) -> Option<Error> {
+        match self {
+            Error::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => Some(Error::DigestMismatch {
+                what: what.clone(),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            }),
+            Error::SizeMismatch {
+                what,
+                expected,
+                actual,
+            } => Some(Error::SizeMismatch {
+                what: what.clone(),
+                expected: *expected,
+                actual: *actual,
+            }),
+            _ => None,
+        }
+    }
+
+    /// 1: the input or the remote said no; 2: a bug in hoist.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Internal(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// One line telling the user what to do next, where there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::InvalidReference { .. } => {
+                "references look like host[:port]/repo[:tag][@sha256:...], alpine:3.20, oci:DIR[:NAME] or docker-archive:FILE".into()
+            }
+            Error::Unauthorized { registry, .. } => format!(
+                "check the credentials for {registry}: `hoist login {registry} -u USER --password-stdin`, DOCKER_AUTH_CONFIG or ~/.docker/config.json"
+            ),
+            Error::Denied { registry, .. } => format!(
+                "the credentials for {registry} were accepted but lack permission for this repository or action"
+            ),
+            Error::NotFound { .. } => {
+                "check the repository and tag; `hoist tags REPO` lists the tags that exist".into()
+            }
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
+                "the source served corrupt content; nothing was written at the destination".into()
+            }
+            Error::Network { .. } => {
+                "check that the registry address is right and reachable (HOIST_REGISTRY_ENDPOINTS maps a host to another endpoint)".into()
+            }
+            Error::RetriesExhausted { .. } => {
+                "the registry kept failing; retry later (HOIST_RETRY_MAX_ELAPSED_MS raises the time spent retrying)".into()
+            }
+            Error::CredentialHelper { helper, .. } => {
+                format!("check that docker-credential-{helper} is installed and on PATH")
+            }
+            Error::Internal(_) => "this is a bug in hoist; please report it with the output of -vv".into(),
+            Error::Registry { .. } | Error::Io { .. } | Error::Malformed { .. } | Error::Usage(_) => {
+                return None;
+            }
+        })
+    }
+}

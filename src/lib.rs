@@ -1,0 +1,18 @@
+//! hoist: build, copy and push container images without a daemon.
+//!
+//! The library returns typed errors and reports progress through [`progress::Reporter`]; only
+//! the binary prints.
+
+pub mod copy;
+pub mod digest;
+pub mod error;
+pub mod fsutil;
+pub mod inspect;
+pub mod oci;
+pub mod progress;
+pub mod reference;
+pub mod registry;
+pub mod sink;
+pub mod source;
+
+pub use error::{Error, Result};

@@ -1,0 +1,84 @@
+//! The hoist binary: parses arguments, runs the library, prints results and maps errors to
+//! exit codes (0 ok, 1 input or remote said no, 2 internal error, 3 a policy gate said no).
+
+mod cli;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors; bad usage is the user's input (1).
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.verbose);
+    let json = cli.json;
+    let reporter: Arc<dyn hoist::progress::Reporter> =
+        Arc::from(cli::progress::reporter(if json {
+            cli::progress::ProgressMode::Quiet
+        } else {
+            cli.progress
+        }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(cli::run(cli, reporter)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let hint = e.hint();
+            if json {
+                #[derive(serde::Serialize)]
+                struct ErrorOut {
+                    error: String,
+                    hint: Option<String>,
+                    exit_code: i32,
+                }
+                println!(
+                    "{}",
+                    cli::json_result(&ErrorOut {
+                        error: e.to_string(),
+                        hint: hint.clone(),
+                        exit_code: e.exit_code(),
+                    })
+                );
+            }
+            eprintln!("error: {e}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "hoist=debug,warn",
+        _ => "hoist=trace,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,1013 @@
+//! The registry client: one HTTP client, one retry policy, per-host auth state.
+//!
+//! Every call goes through [`RegistryClient::send`], which attaches credentials (answering
+//! Basic and Bearer challenges, with token scopes per call), retries transient failures, and
+//! turns registry error bodies into typed errors.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use super::auth::{self, Challenge, Credential};
+use super::error::error_from_response;
+use super::retry::{Attempt, RetryPolicy, parse_retry_after};
+use crate::error::{Error, Result};
+use crate::oci::{RawManifest, media};
+use crate::progress::{Reporter, Silent};
+use crate::reference::{DOCKER_HUB, Digest, RegistryRef};
+
+/// A stream of blob bytes. Errors are io errors so the stream can be a request body.
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Largest manifest we read; registries must accept 4 MB, a bigger one is hostile.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Settings read from the environment (design.md: endpoints, insecure hosts, loopback only).
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `HOIST_REGISTRY_ENDPOINTS=host[:port]=http://127.0.0.1:PORT,...`
+    pub endpoints: HashMap<String, Url>,
+    /// `HOIST_INSECURE_REGISTRIES=host[:port],...`: plain HTTP or unverified TLS allowed.
+    pub insecure: Vec<String>,
+    /// `HOIST_TEST_LOOPBACK_ONLY=1`: refuse every non-loopback connection.
+    pub loopback_only: bool,
+    pub retry: RetryPolicy,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self> {
+        let mut endpoints = HashMap::new();
+        if let Ok(spec) = std::env::var("HOIST_REGISTRY_ENDPOINTS") {
+            for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let bad = || {
+                    Error::Usage(format!(
+                        "HOIST_REGISTRY_ENDPOINTS entry `{item}` is not host[:port]=http(s)://endpoint"
+                    ))
+                };
+                let (host, url) = item.split_once('=').ok_or_else(bad)?;
+                let url = Url::parse(url).map_err(|_| bad())?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(bad());
+                }
+                endpoints.insert(host.trim().to_string(), url);
+            }
+        }
+        let insecure = std::env::var("HOIST_INSECURE_REGISTRIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Settings {
+            endpoints,
+            insecure,
+            loopback_only: std::env::var("HOIST_TEST_LOOPBACK_ONLY").is_ok_and(|v| v == "1"),
+            retry: RetryPolicy::from_env(),
+        })
+    }
+}
+
+/// Registry URLs shown to users: no credentials, no query (presigned blob URLs carry secrets).
+pub fn redact_url(url: &Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        shown.push_str("?…");
+    }
+    shown
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn network_error(url: &Url, e: &reqwest::Error) -> Error {
+    // reqwest's own message names the URL with its query; ours is redacted.
+    let mut detail = e.without_url_ref().to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        // A body stream that failed its digest check: that is the error, and it is final.
+        if let Some(content) = s.downcast_ref::<Error>().and_then(Error::content_error) {
+            return content;
+        }
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    Error::Network {
+        url: redact_url(url),
+        detail,
+    }
+}
+
+trait WithoutUrlRef {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrlRef for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let kind = if self.is_timeout() {
+            "timed out"
+        } else if self.is_connect() {
+            "cannot connect"
+        } else if self.is_body() {
+            "connection broke while sending or receiving the body"
+        } else if self.is_decode() {
+            "cannot decode the response"
+        } else if self.is_redirect() {
+            "too many or bad redirects"
+        } else {
+            "request failed"
+        };
+        kind.to_string()
+    }
+}
+
+#[derive(Debug)]
+struct Token {
+    value: String,
+    expires: Instant,
+}
+
+/// What we know about one registry host.
+struct Host {
+    registry: String,
+    base: OnceCell<Url>,
+    challenge: Mutex<Option<Challenge>>,
+    credential: OnceCell<Option<Credential>>,
+    tokens: Mutex<HashMap<String, Token>>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// For insecure registries: accepts any certificate.
+    http_insecure: reqwest::Client,
+    settings: Settings,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    reporter: Arc<dyn Reporter>,
+}
+
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+/// What a pushed or pulled repository needs from its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+impl RegistryClient {
+    pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
+        let loopback_only = settings.loopback_only;
+        let build = |insecure: bool| {
+            let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 10 {
+                    attempt.error("too many redirects")
+                } else if loopback_only && !attempt.url().host_str().is_some_and(is_loopback_host) {
+                    attempt.error("HOIST_TEST_LOOPBACK_ONLY refuses a redirect off loopback")
+                } else {
+                    attempt.follow()
+                }
+            });
+            reqwest::Client::builder()
+                .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(30))
+                .read_timeout(Duration::from_secs(120))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .redirect(redirect)
+                .tls_danger_accept_invalid_certs(insecure)
+                .build()
+                .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))
+        };
+        Ok(RegistryClient {
+            inner: Arc::new(Inner {
+                http: build(false)?,
+                http_insecure: build(true)?,
+                settings,
+                hosts: Mutex::new(HashMap::new()),
+                reporter,
+            }),
+        })
+    }
+
+    /// A client configured from the environment that reports nothing.
+    pub fn from_env() -> Result<Self> {
+        Self::new(Settings::from_env()?, Arc::new(Silent))
+    }
+
+    /// A client that uses `credential` for `registry` instead of looking one up (`login`).
+    pub fn with_credential(&self, registry: &str, credential: Credential) -> RegistryClient {
+        let client = RegistryClient {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                http_insecure: self.inner.http_insecure.clone(),
+                settings: self.inner.settings.clone(),
+                hosts: Mutex::new(HashMap::new()),
+                reporter: self.inner.reporter.clone(),
+            }),
+        };
+        let host = client.host(registry);
+        host.credential
+            .set(Some(credential))
+            .expect("a fresh host has no credential yet");
+        client
+    }
+
+    pub fn reporter(&self) -> &Arc<dyn Reporter> {
+        &self.inner.reporter
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.settings.retry
+    }
+
+    fn host(&self, registry: &str) -> Arc<Host> {
+        let mut hosts = self.inner.hosts.lock().expect("host map lock");
+        hosts
+            .entry(registry.to_string())
+            .or_insert_with(|| {
+                Arc::new(Host {
+                    registry: registry.to_string(),
+                    base: OnceCell::new(),
+                    challenge: Mutex::new(None),
+                    credential: OnceCell::new(),
+                    tokens: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone()
+    }
+
+    fn is_insecure(&self, registry: &str) -> bool {
+        let name = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+        is_loopback_host(name) || self.inner.settings.insecure.iter().any(|h| h == registry)
+    }
+
+    fn http_for(&self, registry: &str) -> &reqwest::Client {
+        if self.is_insecure(registry) {
+            &self.inner.http_insecure
+        } else {
+            &self.inner.http
+        }
+    }
+
+    fn check_loopback(&self, url: &Url) -> Result<()> {
+        if self.inner.settings.loopback_only && !url.host_str().is_some_and(is_loopback_host) {
+            return Err(Error::Network {
+                url: redact_url(url),
+                detail: "HOIST_TEST_LOOPBACK_ONLY=1 refuses connections off loopback".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The base URL of a registry (`https://host`), found once: an explicit endpoint, Docker
+    /// Hub's registry host, https, or (for loopback and insecure hosts) http when https fails.
+    /// The ping also learns the registry's auth challenge.
+    async fn base(&self, host: &Host) -> Result<Url> {
+        host.base
+            .get_or_try_init(|| async {
+                let registry = host.registry.as_str();
+                let candidates: Vec<Url> =
+                    if let Some(url) = self.inner.settings.endpoints.get(registry) {
+                        vec![url.clone()]
+                    } else if registry == DOCKER_HUB {
+                        vec![Url::parse("https://registry-1.docker.io").expect("static URL")]
+                    } else if self.is_insecure(registry) {
+                        vec![
+                            parse_base(&format!("https://{registry}"))?,
+                            parse_base(&format!("http://{registry}"))?,
+                        ]
+                    } else {
+                        vec![parse_base(&format!("https://{registry}"))?]
+                    };
+                let last = candidates.len() - 1;
+                for (i, base) in candidates.into_iter().enumerate() {
+                    let ping = base.join("/v2/").expect("static path");
+                    self.check_loopback(&ping)?;
+                    let attempt = if i < last {
+                        // Probing the scheme: one try, failure means "use the next one".
+                        self.http_for(registry)
+                            .get(ping.clone())
+                            .send()
+                            .await
+                            .map_err(|e| network_error(&ping, &e))
+                    } else {
+                        let policy = self.inner.settings.retry.clone();
+                        policy
+                            .run(&redact_url(&ping), &self.inner.reporter, || async {
+                                let resp = self
+                                    .http_for(registry)
+                                    .get(ping.clone())
+                                    .send()
+                                    .await
+                                    .map_err(|e| Attempt::from(network_error(&ping, &e)))?;
+                                retry_on_status(resp).await
+                            })
+                            .await
+                    };
+                    match attempt {
+                        Ok(resp) => {
+                            if resp.status() == StatusCode::UNAUTHORIZED {
+                                let challenge = resp
+                                    .headers()
+                                    .get(WWW_AUTHENTICATE)
+                                    .and_then(|v| v.to_str().ok())
+                                    .and_then(auth::parse_challenge);
+                                *host.challenge.lock().expect("challenge lock") = challenge;
+                            }
+                            return Ok(base);
+                        }
+                        Err(e) if i < last => {
+                            tracing::debug!(%e, "https probe failed, trying http");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                unreachable!("the last candidate returns")
+            })
+            .await
+            .cloned()
+    }
+
+    async fn credential(&self, host: &Host) -> Result<Option<Credential>> {
+        host.credential
+            .get_or_try_init(|| {
+                let registry = host.registry.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || auth::find_credential(&registry))
+                        .await
+                        .map_err(|e| Error::Internal(format!("credential lookup panicked: {e}")))?
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// The `Authorization` header for a request needing `scopes`, or none for an open registry.
+    async fn authorization(&self, host: &Host, scopes: &[String]) -> Result<Option<String>> {
+        let challenge = host.challenge.lock().expect("challenge lock").clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credential(host).await?.map(|c| c.basic_header())),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let key = scopes.join(" ");
+                if let Some(token) = host.tokens.lock().expect("token lock").get(&key)
+                    && token.expires > Instant::now()
+                {
+                    return Ok(Some(format!("Bearer {}", token.value)));
+                }
+                let token = self
+                    .fetch_token(host, &realm, service.as_deref(), scopes)
+                    .await?;
+                let header = format!("Bearer {}", token.value);
+                host.tokens.lock().expect("token lock").insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// The token flow: `GET realm?service=&scope=...`, with Basic credentials when we have them.
+    async fn fetch_token(
+        &self,
+        host: &Host,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<Token> {
+        let mut url = Url::parse(realm).map_err(|_| Error::Registry {
+            registry: host.registry.clone(),
+            repository: String::new(),
+            status: 401,
+            code: "UNAUTHORIZED".into(),
+            message: "the registry's token realm is not a URL".into(),
+        })?;
+        let credential = self.credential(host).await?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            for scope in scopes {
+                query.append_pair("scope", scope);
+            }
+            if let Some(c) = &credential {
+                query.append_pair("account", &c.username);
+            }
+        }
+        self.check_loopback(&url)?;
+        let shown = redact_url(&url);
+        let policy = self.inner.settings.retry.clone();
+        let resp = policy
+            .run(&shown, &self.inner.reporter, || async {
+                let mut req = self.http_for(&host.registry).get(url.clone());
+                if let Some(c) = &credential {
+                    req = req.header(AUTHORIZATION, c.basic_header());
+                }
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| Attempt::from(network_error(&url, &e)))?;
+                retry_on_status(resp).await
+            })
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Error::Unauthorized {
+                registry: host.registry.clone(),
+                detail: match credential {
+                    Some(c) => format!(
+                        "the token service rejected the credentials for user `{}`",
+                        c.username
+                    ),
+                    None => "the token service requires credentials and none were found".into(),
+                },
+            });
+        }
+        if !status.is_success() {
+            return Err(error_from_response(resp, &host.registry, "").await);
+        }
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let answer: TokenAnswer = resp
+            .json()
+            .await
+            .map_err(|e| Error::malformed(format!("token from {shown}"), e))?;
+        let value = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::malformed(format!("token from {shown}"), "no token in answer"))?;
+        // Refresh a little early; the spec's default lifetime is 60 s.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(60));
+        Ok(Token {
+            value,
+            expires: Instant::now() + lifetime.saturating_sub(Duration::from_secs(10)),
+        })
+    }
+
+    /// Sends one request with credentials, answering one 401 by re-reading the challenge and
+    /// fetching a fresh token. No retries here: see [`RegistryClient::send`].
+    async fn send_once<F, Fut>(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        make: &F,
+    ) -> Result<Response, Attempt>
+    where
+        F: Fn(&reqwest::Client, &Url) -> Fut,
+        Fut: Future<Output = Result<(RequestBuilder, Url)>>,
+    {
+        let base = self.base(host).await?;
+        let mut challenged = false;
+        loop {
+            let (mut req, url) = make(self.http_for(&host.registry), &base).await?;
+            self.check_loopback(&url)?;
+            if let Some(header) = self.authorization(host, scopes).await? {
+                req = req.header(AUTHORIZATION, header);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Attempt::from(network_error(&url, &e)))?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            if challenged {
+                let detail = match self.credential(host).await? {
+                    Some(c) => format!(
+                        "the registry rejected the credentials of user `{}` for {}",
+                        c.username,
+                        scopes.join(" ")
+                    ),
+                    None => {
+                        "authentication required and no credentials were found for this registry"
+                            .into()
+                    }
+                };
+                return Err(Attempt::Fail(Error::Unauthorized {
+                    registry: host.registry.clone(),
+                    detail,
+                }));
+            }
+            // A first 401: the registry may want auth we did not know about, or the token expired.
+            challenged = true;
+            let challenge = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(auth::parse_challenge);
+            if challenge.is_none() {
+                return Ok(resp);
+            }
+            *host.challenge.lock().expect("challenge lock") = challenge;
+            host.tokens
+                .lock()
+                .expect("token lock")
+                .remove(&scopes.join(" "));
+        }
+    }
+
+    /// Sends a request built by `make` (called again for each attempt), with auth and retries.
+    /// Answers 429 and 5xx are retried; other answers are returned for the caller to judge.
+    pub async fn send<F, Fut>(
+        &self,
+        registry: &str,
+        scopes: &[String],
+        what: &str,
+        make: F,
+    ) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client, &Url) -> Fut,
+        Fut: Future<Output = Result<(RequestBuilder, Url)>>,
+    {
+        let host = self.host(registry);
+        let policy = self.inner.settings.retry.clone();
+        policy
+            .run(what, &self.inner.reporter, || async {
+                let resp = self.send_once(&host, scopes, &make).await?;
+                retry_on_status(resp).await
+            })
+            .await
+    }
+
+    /// Like [`RegistryClient::send`] but a single attempt: for requests whose body is a stream
+    /// that cannot be replayed; the caller retries the whole transfer.
+    pub async fn send_single<F, Fut>(
+        &self,
+        registry: &str,
+        scopes: &[String],
+        make: F,
+    ) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client, &Url) -> Fut,
+        Fut: Future<Output = Result<(RequestBuilder, Url)>>,
+    {
+        let host = self.host(registry);
+        match self.send_once(&host, scopes, &make).await {
+            Ok(resp) => match retry_on_status(resp).await {
+                Ok(resp) => Ok(resp),
+                Err(Attempt::Retry { error, .. } | Attempt::Fail(error)) => Err(error),
+            },
+            Err(Attempt::Retry { error, .. } | Attempt::Fail(error)) => Err(error),
+        }
+    }
+
+    /// A handle on one repository with the token scope for `access`.
+    pub fn repository(&self, reference: &RegistryRef, access: Access) -> Repository {
+        Repository {
+            client: self.clone(),
+            registry: reference.registry.clone(),
+            name: reference.repository.clone(),
+            scopes: vec![scope(&reference.repository, access)],
+        }
+    }
+}
+
+fn parse_base(s: &str) -> Result<Url> {
+    Url::parse(s).map_err(|_| Error::InvalidReference {
+        input: s.to_string(),
+        reason: "registry host does not form a URL".into(),
+    })
+}
+
+fn scope(repository: &str, access: Access) -> String {
+    match access {
+        Access::Pull => format!("repository:{repository}:pull"),
+        Access::Push => format!("repository:{repository}:pull,push"),
+    }
+}
+
+/// Turns a 429/5xx answer into a retry (with the server's `Retry-After`), passes others on.
+async fn retry_on_status(resp: Response) -> Result<Response, Attempt> {
+    let status = resp.status();
+    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+        return Ok(resp);
+    }
+    let after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let url = resp.url().clone();
+    let error = error_from_response(resp, url.host_str().unwrap_or(""), url.path()).await;
+    Err(Attempt::Retry { error, after })
+}
+
+/// The outcome of asking for a cross-repository mount.
+pub enum MountOutcome {
+    Mounted,
+    /// The registry started an upload session instead; its location.
+    Upload(Url),
+}
+
+/// One repository on one registry, with the token scopes its calls need.
+#[derive(Clone)]
+pub struct Repository {
+    client: RegistryClient,
+    pub registry: String,
+    pub name: String,
+    scopes: Vec<String>,
+}
+
+impl Repository {
+    fn url(&self, base: &Url, path: &str) -> Url {
+        base.join(&format!("/v2/{}/{path}", self.name))
+            .expect("repository paths are valid URL paths")
+    }
+
+    fn what(&self, path: &str) -> String {
+        format!("{}/{}/{}", self.registry, self.name, path)
+    }
+
+    async fn send<F>(&self, what: &str, make: F) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client, &Url) -> Result<(RequestBuilder, Url)>,
+    {
+        self.client
+            .send(&self.registry, &self.scopes, what, |http, base| {
+                std::future::ready(make(http, base))
+            })
+            .await
+    }
+
+    async fn error(&self, resp: Response) -> Error {
+        error_from_response(resp, &self.registry, &self.name).await
+    }
+
+    /// Checks that the registry accepts our credentials (`GET /v2/` with them).
+    pub async fn verify_login(&self) -> Result<()> {
+        let resp = self
+            .send(&format!("{}/v2/", self.registry), |http, base| {
+                let url = base.join("/v2/").expect("static path");
+                Ok((http.get(url.clone()), url))
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.error(resp).await)
+        }
+    }
+
+    /// Fetches a manifest by tag or digest; a digest reference is verified against the bytes.
+    pub async fn get_manifest(&self, reference: &str) -> Result<RawManifest> {
+        let path = format!("manifests/{reference}");
+        let what = self.what(&path);
+        let resp = self
+            .send(&what, |http, base| {
+                let url = self.url(base, &path);
+                Ok((
+                    http.get(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT),
+                    url,
+                ))
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound {
+                what: format!("{}/{}:{}", self.registry, self.name, reference)
+                    .replace(":sha256:", "@sha256:"),
+            });
+        }
+        if !resp.status().is_success() {
+            return Err(self.error(resp).await);
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
+        let manifest = RawManifest::new(bytes, content_type.as_deref(), &what)?;
+        if let Ok(expected) = Digest::parse(reference) {
+            verify_digest(&expected, &manifest.bytes, &what)?;
+        }
+        Ok(manifest)
+    }
+
+    /// Whether a manifest exists, and its digest (cheap: HEAD).
+    pub async fn head_manifest(&self, reference: &str) -> Result<Option<Digest>> {
+        let path = format!("manifests/{reference}");
+        let resp = self
+            .send(&self.what(&path), |http, base| {
+                let url = self.url(base, &path);
+                Ok((
+                    http.head(url.clone())
+                        .header(ACCEPT, media::MANIFEST_ACCEPT),
+                    url,
+                ))
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Digest::parse(v).ok())),
+            _ => Err(self.error(resp).await),
+        }
+    }
+
+    /// Stores a manifest under a tag or its digest. The registry's digest must equal ours.
+    pub async fn put_manifest(&self, reference: &str, manifest: &RawManifest) -> Result<()> {
+        let path = format!("manifests/{reference}");
+        let resp = self
+            .send(&self.what(&path), |http, base| {
+                let url = self.url(base, &path);
+                Ok((
+                    http.put(url.clone())
+                        .header(CONTENT_TYPE, manifest.media_type.as_str())
+                        .body(manifest.bytes.clone()),
+                    url,
+                ))
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error(resp).await);
+        }
+        if let Some(theirs) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            && theirs != manifest.digest.as_str()
+        {
+            return Err(Error::DigestMismatch {
+                what: format!("manifest stored at {}", self.what(&path)),
+                expected: manifest.digest.to_string(),
+                actual: theirs.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The size of a blob if the repository has it.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = format!("blobs/{digest}");
+        let resp = self
+            .send(&self.what(&path), |http, base| {
+                let url = self.url(base, &path);
+                Ok((http.head(url.clone()), url))
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(
+                resp.headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
+            _ => Err(self.error(resp).await),
+        }
+    }
+
+    /// Opens a blob for reading. The stream fails at its end if the bytes do not hash to
+    /// `digest` or are not `size` long, so a consumer never commits corrupt content.
+    pub async fn get_blob(&self, digest: &Digest, size: u64) -> Result<ByteStream> {
+        let path = format!("blobs/{digest}");
+        let what = self.what(&path);
+        let resp = self
+            .send(&what, |http, base| {
+                let url = self.url(base, &path);
+                Ok((http.get(url.clone()), url))
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound { what });
+        }
+        if !resp.status().is_success() {
+            return Err(self.error(resp).await);
+        }
+        let url = resp.url().clone();
+        let stream = resp
+            .bytes_stream()
+            .map_err(move |e| std::io::Error::other(network_error(&url, &e)));
+        Ok(crate::digest::verify_stream(
+            Box::pin(stream),
+            digest.clone(),
+            size,
+            what,
+        ))
+    }
+
+    /// Asks for `digest` to be mounted from `from` (another repository of this registry).
+    /// The token must cover pull on `from`: this repository handle asks for it.
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<MountOutcome> {
+        let mut scopes = self.scopes.clone();
+        scopes.push(scope(from, Access::Pull));
+        let what = self.what("blobs/uploads/");
+        let resp = self
+            .client
+            .send(&self.registry, &scopes, &what, |http, base| {
+                let mut url = self.url(base, "blobs/uploads/");
+                url.query_pairs_mut()
+                    .append_pair("mount", digest.as_str())
+                    .append_pair("from", from);
+                std::future::ready(Ok((http.post(url.clone()).header(CONTENT_LENGTH, 0), url)))
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(MountOutcome::Mounted),
+            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&resp)?)),
+            _ => Err(self.error(resp).await),
+        }
+    }
+
+    /// Starts an upload session and returns its location.
+    pub async fn start_upload(&self) -> Result<Url> {
+        let what = self.what("blobs/uploads/");
+        let resp = self
+            .send(&what, |http, base| {
+                let url = self.url(base, "blobs/uploads/");
+                Ok((http.post(url.clone()).header(CONTENT_LENGTH, 0), url))
+            })
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.error(resp).await);
+        }
+        self.location(&resp)
+    }
+
+    fn location(&self, resp: &Response) -> Result<Url> {
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Error::malformed(
+                    self.what("blobs/uploads/"),
+                    "upload answer has no Location header",
+                )
+            })?;
+        // Relative locations resolve against the URL that answered.
+        resp.url()
+            .join(location)
+            .map_err(|e| Error::malformed(self.what("blobs/uploads/"), e))
+    }
+
+    /// Finishes an upload session with one streamed PUT of the whole blob (monolithic upload).
+    /// One attempt: the body cannot be replayed, so the caller retries from a new session.
+    pub async fn put_blob(
+        &self,
+        location: Url,
+        digest: &Digest,
+        size: u64,
+        body: ByteStream,
+    ) -> Result<()> {
+        let mut url = location;
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let body = Mutex::new(Some(body));
+        let resp = self
+            .client
+            .send_single(&self.registry, &self.scopes, |http, _base| {
+                let body = body.lock().expect("body lock").take();
+                let url = url.clone();
+                let http = http.clone();
+                async move {
+                    let body = body.ok_or_else(|| {
+                        // A 401 asked for the body a second time; the caller starts over.
+                        Error::Network {
+                            url: redact_url(&url),
+                            detail: "authorization changed during the upload".into(),
+                        }
+                    })?;
+                    Ok((
+                        http.put(url.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, HeaderValue::from(size))
+                            .body(reqwest::Body::wrap_stream(body)),
+                        url,
+                    ))
+                }
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self.error(resp).await);
+        }
+        Ok(())
+    }
+
+    /// All tags, following `Link` pagination.
+    pub async fn tags(&self) -> Result<Vec<String>> {
+        let mut tags = Vec::new();
+        let mut next: Option<Url> = None;
+        let what = self.what("tags/list");
+        loop {
+            let page = next.take();
+            let resp = self
+                .send(&what, |http, base| {
+                    let url = match &page {
+                        Some(u) => u.clone(),
+                        None => {
+                            let mut u = self.url(base, "tags/list");
+                            u.query_pairs_mut().append_pair("n", "1000");
+                            u
+                        }
+                    };
+                    Ok((http.get(url.clone()), url))
+                })
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Err(Error::NotFound {
+                    what: format!("repository {}/{}", self.registry, self.name),
+                });
+            }
+            if !resp.status().is_success() {
+                return Err(self.error(resp).await);
+            }
+            next = link_next(&resp)?;
+            #[derive(Deserialize)]
+            struct TagList {
+                #[serde(default)]
+                tags: Option<Vec<String>>,
+            }
+            let bytes = read_limited(resp, 64 * 1024 * 1024, &what).await?;
+            let page: TagList =
+                serde_json::from_slice(&bytes).map_err(|e| Error::malformed(&what, e))?;
+            tags.extend(page.tags.unwrap_or_default());
+            if next.is_none() {
+                return Ok(tags);
+            }
+        }
+    }
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against the answering URL.
+fn link_next(resp: &Response) -> Result<Option<Url>> {
+    for value in resp.headers().get_all("link") {
+        let Ok(value) = value.to_str() else { continue };
+        for link in value.split(',') {
+            let mut parts = link.split(';');
+            let target = parts.next().unwrap_or("").trim();
+            let is_next = parts.any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if is_next
+                && let Some(target) = target.strip_prefix('<').and_then(|t| t.strip_suffix('>'))
+            {
+                return resp
+                    .url()
+                    .join(target)
+                    .map(Some)
+                    .map_err(|e| Error::malformed("tag list Link header", e));
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Bytes> {
+    if resp.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(Error::malformed(what, format!("larger than {limit} bytes")));
+    }
+    let url = resp.url().clone();
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| network_error(&url, &e))?;
+        if out.len() + chunk.len() > limit {
+            return Err(Error::malformed(what, format!("larger than {limit} bytes")));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.into())
+}
+
+pub fn verify_digest(expected: &Digest, bytes: &[u8], what: &str) -> Result<()> {
+    let actual = crate::digest::compute(expected.algorithm(), bytes)?;
+    if &actual != expected {
+        return Err(Error::DigestMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The registry client (Distribution API v2 / OCI distribution) and its auth.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod retry;
+
+pub use client::{Access, ByteStream, MountOutcome, RegistryClient, Repository, Settings};

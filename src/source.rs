@@ -1,0 +1,196 @@
+//! Reading images: from a registry repository or an OCI layout, with every manifest and blob
+//! verified against its digest.
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, ImageConfigSummary, Parsed, Platform, RawManifest};
+use crate::reference::{ImageRef, RegistryRef};
+use crate::registry::{Access, ByteStream, RegistryClient, Repository};
+use crate::sink::Layout;
+
+/// Configs larger than this are refused (real ones are a few KiB).
+const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+pub enum Source {
+    Registry {
+        repo: Repository,
+        reference: RegistryRef,
+    },
+    Layout {
+        layout: Layout,
+        name: Option<String>,
+    },
+}
+
+impl Source {
+    pub fn open(client: &RegistryClient, image: &ImageRef) -> Result<Self> {
+        match image {
+            ImageRef::Registry(r) => Ok(Source::Registry {
+                repo: client.repository(r, Access::Pull),
+                reference: r.clone(),
+            }),
+            ImageRef::Layout(l) => Ok(Source::Layout {
+                layout: Layout::open(&l.dir)?,
+                name: l.name.clone(),
+            }),
+            ImageRef::Archive(a) => Err(Error::Usage(format!(
+                "reading from a docker-archive ({}) is not supported; it can only be written",
+                a.path.display()
+            ))),
+        }
+    }
+
+    /// The registry repository this source reads from, if any (for cross-repository mounts).
+    pub fn repository(&self) -> Option<&Repository> {
+        match self {
+            Source::Registry { repo, .. } => Some(repo),
+            Source::Layout { .. } => None,
+        }
+    }
+
+    /// The tag this source names, if any: the default tag of a copy's destination.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Source::Registry { reference, .. } => reference.tag.as_deref(),
+            Source::Layout { name, .. } => name.as_deref(),
+        }
+    }
+
+    /// The manifest or index the reference points at.
+    pub async fn root(&self) -> Result<RawManifest> {
+        match self {
+            Source::Registry { repo, reference } => {
+                repo.get_manifest(&reference.manifest_reference()).await
+            }
+            Source::Layout { layout, name } => {
+                let desc = layout.resolve(name.as_deref())?;
+                self.manifest(&desc).await
+            }
+        }
+    }
+
+    /// A manifest named by a descriptor (an index entry), verified.
+    pub async fn manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
+        let what = format!("manifest {}", desc.digest);
+        let raw = match self {
+            Source::Registry { repo, .. } => repo.get_manifest(desc.digest.as_str()).await?,
+            Source::Layout { layout, .. } => RawManifest::new(
+                layout.read_blob_bytes(desc, MAX_MANIFEST_BYTES)?,
+                Some(&desc.media_type),
+                &what,
+            )?,
+        };
+        if raw.digest != desc.digest {
+            return Err(Error::DigestMismatch {
+                what,
+                expected: desc.digest.to_string(),
+                actual: raw.digest.to_string(),
+            });
+        }
+        Ok(raw)
+    }
+
+    /// A blob's bytes as a stream that fails at its end if they do not match the descriptor.
+    pub async fn blob(&self, desc: &Descriptor) -> Result<ByteStream> {
+        match self {
+            Source::Registry { repo, .. } => repo.get_blob(&desc.digest, desc.size).await,
+            Source::Layout { layout, .. } => layout.read_blob(desc).await,
+        }
+    }
+
+    /// A small blob (a config) read whole and verified.
+    pub async fn blob_bytes(&self, desc: &Descriptor) -> Result<Bytes> {
+        if desc.size > MAX_CONFIG_BYTES {
+            return Err(Error::malformed(
+                format!("blob {}", desc.digest),
+                format!(
+                    "{} bytes is more than the {MAX_CONFIG_BYTES} allowed",
+                    desc.size
+                ),
+            ));
+        }
+        match self {
+            Source::Layout { layout, .. } => layout.read_blob_bytes(desc, MAX_CONFIG_BYTES),
+            Source::Registry { .. } => {
+                use futures_util::TryStreamExt;
+                let what = format!("blob {}", desc.digest);
+                let chunks: Vec<Bytes> = self
+                    .blob(desc)
+                    .await?
+                    .try_collect()
+                    .await
+                    .map_err(|e| crate::digest::error_from_stream(e, &what))?;
+                Ok(chunks.concat().into())
+            }
+        }
+    }
+
+    /// Resolves the root to one image manifest for `platform` (the root itself if it is one).
+    pub async fn image_for(&self, platform: &Platform) -> Result<RawManifest> {
+        let root = self.root().await?;
+        match root.parse()? {
+            Parsed::Image(_) => Ok(root),
+            Parsed::Index(index) => {
+                let desc = select_platform(&index.manifests, platform).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{} has no image for {platform} (it has: {})",
+                        self.describe(),
+                        platforms_of(&index.manifests)
+                    ))
+                })?;
+                self.manifest(desc).await
+            }
+        }
+    }
+
+    /// The parsed config summary of an image manifest.
+    pub async fn config(
+        &self,
+        manifest: &RawManifest,
+    ) -> Result<(Descriptor, Bytes, ImageConfigSummary)> {
+        let Parsed::Image(m) = manifest.parse()? else {
+            return Err(Error::Internal("config asked of an index".into()));
+        };
+        let bytes = self.blob_bytes(&m.config).await?;
+        let summary: ImageConfigSummary = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::malformed(format!("image config {}", m.config.digest), e))?;
+        Ok((m.config, bytes, summary))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Registry { reference, .. } => reference.to_string(),
+            Source::Layout { layout, name } => match name {
+                Some(n) => format!("oci:{}:{n}", layout.dir().display()),
+                None => format!("oci:{}", layout.dir().display()),
+            },
+        }
+    }
+}
+
+/// The best entry of an index for `platform` (containerd's matching and preference).
+pub fn select_platform<'a>(
+    manifests: &'a [Descriptor],
+    platform: &Platform,
+) -> Option<&'a Descriptor> {
+    manifests
+        .iter()
+        .filter(|d| d.platform.as_ref().is_some_and(|p| platform.accepts(p)))
+        .max_by_key(|d| platform.preference(d.platform.as_ref().expect("filtered on platform")))
+}
+
+/// `linux/amd64, linux/arm64` for messages.
+pub fn platforms_of(manifests: &[Descriptor]) -> String {
+    let list: Vec<String> = manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .map(|p| p.clone().normalized().to_string())
+        .collect();
+    if list.is_empty() {
+        "no platforms".into()
+    } else {
+        list.join(", ")
+    }
+}
