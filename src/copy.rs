@@ -239,7 +239,7 @@ async fn choose_platforms(
     let media_type = root.media_type.clone();
     let subset = Index {
         manifests: chosen,
-        ..index
+        ..*index
     };
     let bytes = to_json_bytes(&subset);
     RawManifest::new(bytes, Some(&media_type), "platform subset index")

@@ -76,9 +76,18 @@ struct Verifying {
     done: bool,
 }
 
+impl Verifying {
+    fn fail(&mut self, error: Error) -> Poll<Option<std::io::Result<Bytes>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(std::io::Error::other(error))))
+    }
+}
+
 impl Stream for Verifying {
     type Item = std::io::Result<Bytes>;
 
+    /// The last chunk is only released once the whole content hashed right, so a consumer
+    /// (a registry upload, a file) never receives the complete bytes of corrupt content.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {
             return Poll::Ready(None);
@@ -87,39 +96,40 @@ impl Stream for Verifying {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.seen += chunk.len() as u64;
                 if self.seen > self.size {
-                    self.done = true;
                     let e = Error::SizeMismatch {
                         what: self.what.clone(),
                         expected: self.size,
                         actual: self.seen,
                     };
-                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                    return self.fail(e);
                 }
                 if let Some(h) = self.hasher.as_mut() {
                     h.update(&chunk);
                 }
+                if self.seen == self.size
+                    && let Some(actual) = self.hasher.take().map(Hasher::finish)
+                    && actual != self.expected
+                {
+                    let e = Error::DigestMismatch {
+                        what: self.what.clone(),
+                        expected: self.expected.to_string(),
+                        actual: actual.to_string(),
+                    };
+                    return self.fail(e);
+                }
                 Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) if self.seen != self.size => {
+                let e = Error::SizeMismatch {
+                    what: self.what.clone(),
+                    expected: self.size,
+                    actual: self.seen,
+                };
+                self.fail(e)
             }
             Poll::Ready(None) => {
                 self.done = true;
-                let error = if self.seen != self.size {
-                    Some(Error::SizeMismatch {
-                        what: self.what.clone(),
-                        expected: self.size,
-                        actual: self.seen,
-                    })
-                } else {
-                    let actual = self.hasher.take().map(Hasher::finish);
-                    match actual {
-                        Some(actual) if actual != self.expected => Some(Error::DigestMismatch {
-                            what: self.what.clone(),
-                            expected: self.expected.to_string(),
-                            actual: actual.to_string(),
-                        }),
-                        _ => None,
-                    }
-                };
-                Poll::Ready(error.map(|e| Err(std::io::Error::other(e))))
+                Poll::Ready(None)
             }
             other => other,
         }

@@ -80,7 +80,8 @@ pub async fn inspect(source: &Source, platform: &Platform) -> Result<Inspection>
                 &summary.os,
                 &summary.architecture,
                 summary.variant.as_deref(),
-            );
+            )
+            .normalized();
             Some(ImageSummary {
                 digest: m.digest.clone(),
                 platform: platform.to_string(),

@@ -147,8 +147,8 @@ pub struct RawManifest {
 }
 
 pub enum Parsed {
-    Image(Manifest),
-    Index(Index),
+    Image(Box<Manifest>),
+    Index(Box<Index>),
 }
 
 impl RawManifest {
@@ -201,11 +201,11 @@ impl RawManifest {
         let what = || format!("manifest {}", self.digest);
         if media::is_index(&self.media_type) {
             serde_json::from_slice(&self.bytes)
-                .map(Parsed::Index)
+                .map(|i| Parsed::Index(Box::new(i)))
                 .map_err(|e| Error::malformed(what(), e))
         } else if media::is_image_manifest(&self.media_type) {
             serde_json::from_slice(&self.bytes)
-                .map(Parsed::Image)
+                .map(|m| Parsed::Image(Box::new(m)))
                 .map_err(|e| Error::malformed(what(), e))
         } else {
             Err(Error::malformed(

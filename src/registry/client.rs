@@ -92,6 +92,14 @@ pub fn redact_url(url: &Url) -> String {
     shown
 }
 
+/// `host` of `host[:port]` (IPv6 brackets kept).
+fn host_name(registry: &str) -> &str {
+    match registry.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !port.contains(']') => host,
+        _ => registry,
+    }
+}
+
 fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
@@ -106,7 +114,13 @@ fn network_error(url: &Url, e: &reqwest::Error) -> Error {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         // A body stream that failed its digest check: that is the error, and it is final.
-        if let Some(content) = s.downcast_ref::<Error>().and_then(Error::content_error) {
+        // (io::Error::source skips the error it wraps, so look inside io errors too.)
+        let ours = s.downcast_ref::<Error>().or_else(|| {
+            s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<Error>())
+        });
+        if let Some(content) = ours.and_then(Error::content_error) {
             return content;
         }
         detail = format!("{detail}: {s}");
@@ -259,8 +273,8 @@ impl RegistryClient {
     }
 
     fn is_insecure(&self, registry: &str) -> bool {
-        let name = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-        is_loopback_host(name) || self.inner.settings.insecure.iter().any(|h| h == registry)
+        is_loopback_host(host_name(registry))
+            || self.inner.settings.insecure.iter().any(|h| h == registry)
     }
 
     fn http_for(&self, registry: &str) -> &reqwest::Client {
@@ -294,10 +308,15 @@ impl RegistryClient {
                     } else if registry == DOCKER_HUB {
                         vec![Url::parse("https://registry-1.docker.io").expect("static URL")]
                     } else if self.is_insecure(registry) {
-                        vec![
+                        // Loopback registries are nearly always plain HTTP: try that first.
+                        let mut both = vec![
                             parse_base(&format!("https://{registry}"))?,
                             parse_base(&format!("http://{registry}"))?,
-                        ]
+                        ];
+                        if is_loopback_host(host_name(registry)) {
+                            both.reverse();
+                        }
+                        both
                     } else {
                         vec![parse_base(&format!("https://{registry}"))?]
                     };
@@ -306,12 +325,25 @@ impl RegistryClient {
                     let ping = base.join("/v2/").expect("static path");
                     self.check_loopback(&ping)?;
                     let attempt = if i < last {
-                        // Probing the scheme: one try, failure means "use the next one".
+                        // Probing the scheme: one short try; no answer, or an answer that is
+                        // not a registry's (a TLS server's 400 to plain HTTP), means "next".
                         self.http_for(registry)
                             .get(ping.clone())
+                            .timeout(Duration::from_secs(5))
                             .send()
                             .await
                             .map_err(|e| network_error(&ping, &e))
+                            .and_then(|resp| {
+                                let s = resp.status();
+                                if s.is_success() || s == StatusCode::UNAUTHORIZED {
+                                    Ok(resp)
+                                } else {
+                                    Err(Error::Network {
+                                        url: redact_url(&ping),
+                                        detail: format!("not a registry answer (HTTP {s})"),
+                                    })
+                                }
+                            })
                     } else {
                         let policy = self.inner.settings.retry.clone();
                         policy
@@ -926,7 +958,7 @@ impl Repository {
                         Some(u) => u.clone(),
                         None => {
                             let mut u = self.url(base, "tags/list");
-                            u.query_pairs_mut().append_pair("n", "1000");
+                            u.query_pairs_mut().append_pair("n", &tag_page_size());
                             u
                         }
                     };
@@ -956,6 +988,16 @@ impl Repository {
             }
         }
     }
+}
+
+/// Tags asked for per page; `HOIST_TAG_PAGE_SIZE` lets tests exercise pagination.
+fn tag_page_size() -> String {
+    std::env::var("HOIST_TAG_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1000)
+        .to_string()
 }
 
 /// The `rel="next"` target of a `Link` header, resolved against the answering URL.

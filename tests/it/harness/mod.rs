@@ -1,0 +1,87 @@
+//! The test harness: real servers started by the tests themselves on free loopback ports,
+//! shared by all tests of this binary, killed when the binary exits.
+
+pub mod proxy;
+pub mod registry;
+pub mod token;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+
+/// A runtime that lives as long as the test binary, for in-process servers (token server,
+/// fault proxy). Tests have their own runtimes that end with each test.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("harness")
+            .build()
+            .expect("harness runtime")
+    })
+}
+
+/// A free loopback port (bound then released; the tiny race is acceptable in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+type SpawnJob = Box<dyn FnOnce() -> std::io::Result<Child> + Send>;
+
+/// Spawns a server process from one thread that lives as long as the binary, with
+/// PR_SET_PDEATHSIG so the kernel kills the server when the test binary exits (the signal
+/// follows the spawning *thread*, hence the dedicated thread).
+pub fn spawn_server(mut command: Command) -> Child {
+    static SPAWNER: OnceLock<mpsc::Sender<(SpawnJob, mpsc::Sender<std::io::Result<Child>>)>> =
+        OnceLock::new();
+    let sender = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<(SpawnJob, mpsc::Sender<std::io::Result<Child>>)>();
+        std::thread::Builder::new()
+            .name("server-spawner".into())
+            .spawn(move || {
+                for (job, reply) in rx {
+                    let _ = reply.send(job());
+                }
+                // Keep this thread alive even if the channel closes: its children die with it.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawner thread");
+        tx
+    });
+    let program = format!("{:?}", command.get_program());
+    let job: SpawnJob = Box::new(move || {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn()
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    sender
+        .send((job, reply_tx))
+        .expect("spawner thread is alive");
+    reply_rx
+        .recv()
+        .expect("spawner replies")
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program}: {e} (did scripts/test install the test stack?)")
+        })
+}

@@ -1,0 +1,9 @@
+//! Integration tests: hoist against real servers the harness starts (see harness/).
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod commands;
+mod copy;
+mod retries;

@@ -1,0 +1,123 @@
+//! One retry policy for every call: 429 with Retry-After, 5xx and dropped connections are
+//! survived; a permanent failure stops after the bounded number of attempts with nothing pushed.
+
+use crate::harness::proxy::{Action, FaultProxy, Rule};
+use crate::harness::registry::{
+    Hoist, example_layout, other, seed_example, sha256_hex, shared, skopeo_raw,
+};
+
+fn rule(method: &str, path: &str, times: u32, action: Action) -> Rule {
+    Rule {
+        method: Some(method.to_string()),
+        path_contains: path.to_string(),
+        times: Some(times),
+        action,
+    }
+}
+
+#[test]
+fn transient_faults_are_retried_and_the_copy_completes() {
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(rule(
+        "HEAD",
+        "/blobs/",
+        1,
+        Action::Status {
+            code: 429,
+            retry_after: Some(1),
+        },
+    ));
+    proxy.add_rule(rule(
+        "PUT",
+        "/manifests/",
+        2,
+        Action::Status {
+            code: 503,
+            retry_after: None,
+        },
+    ));
+    proxy.add_rule(rule("PUT", "/blobs/uploads/", 1, Action::Reset));
+    proxy.add_rule(rule(
+        "POST",
+        "/blobs/uploads/",
+        1,
+        Action::Status {
+            code: 502,
+            retry_after: None,
+        },
+    ));
+    let target = format!("{}/retry/target:v1", proxy.addr);
+    Hoist::new()
+        .run([
+            "copy",
+            &format!("oci:{}:latest", example_layout().display()),
+            &target,
+        ])
+        .ok();
+    let faults = proxy.log().iter().filter(|r| r.fault).count();
+    assert_eq!(
+        faults,
+        5,
+        "every injected fault was hit: {:#?}",
+        proxy.log()
+    );
+    let expected = std::fs::read(example_layout().join("index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&expected).unwrap();
+    let pushed = skopeo_raw(&format!("{}/retry/target:v1", shared().host), None).unwrap();
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&pushed)),
+        index["manifests"][0]["digest"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn broken_downloads_are_retried_from_a_fresh_stream() {
+    let src = seed_example(shared(), "retry/download", None);
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(rule("GET", "/blobs/sha256:", 2, Action::CutResponse));
+    proxy.add_rule(rule("GET", "/manifests/", 1, Action::Reset));
+    let dst = format!("{}/retry/downloaded:v1", other().host);
+    Hoist::new()
+        .run([
+            "-vv",
+            "copy",
+            &src.replace(&shared().host, &proxy.addr.to_string()),
+            &dst,
+        ])
+        .ok();
+    assert_eq!(proxy.log().iter().filter(|r| r.fault).count(), 3);
+    assert_eq!(
+        sha256_hex(&skopeo_raw(&dst, None).unwrap()),
+        sha256_hex(&skopeo_raw(&src, None).unwrap())
+    );
+}
+
+#[test]
+fn a_permanent_500_stops_after_the_bounded_attempts_and_pushes_no_manifest() {
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(Rule {
+        method: Some("PUT".into()),
+        path_contains: "/manifests/".into(),
+        times: None,
+        action: Action::Status {
+            code: 500,
+            retry_after: None,
+        },
+    });
+    let target = format!("{}/retry/permanent:v1", proxy.addr);
+    let run = Hoist::new().env("HOIST_RETRY_ATTEMPTS", "4").run([
+        "copy",
+        "--platform",
+        "linux/amd64",
+        &format!("oci:{}:latest", example_layout().display()),
+        &target,
+    ]);
+    run.fails_with(1, "gave up after 4 attempts");
+    let manifest_puts = proxy
+        .log()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+        .count();
+    assert_eq!(manifest_puts, 4, "exactly the bounded number of attempts");
+    assert!(skopeo_raw(&format!("{}/retry/permanent:v1", shared().host), None).is_none());
+}
