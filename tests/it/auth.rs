@@ -224,3 +224,21 @@ fn login_checks_then_stores_credentials_for_later_commands() {
         );
     }
 }
+
+#[test]
+fn a_mount_on_a_token_registry_asks_one_token_for_both_repositories() {
+    let (server, registry, _) = token_registry();
+    let src = seed_example(registry, "token/mount-src", Some(&creds()));
+    let dst = format!("{}/token/mount-dst:v1", registry.host);
+    let run = Hoist::new()
+        .docker_config(&auths_config(&registry.host, PASSWORD))
+        .run(["--json", "copy", &src, &dst]);
+    assert_eq!(run.ok().json()["copies"][0]["stats"]["blobs_mounted"], 4);
+    assert!(
+        server.scopes_seen().iter().any(|s| {
+            s.contains("repository:token/mount-dst:pull,push") && s.contains("repository:token/mount-src:pull")
+        }),
+        "{:?}",
+        server.scopes_seen()
+    );
+}

@@ -6,4 +6,5 @@ mod auth;
 mod bad_input;
 mod commands;
 mod copy;
+mod endpoints;
 mod retries;
