@@ -136,21 +136,28 @@ impl Stream for Verifying {
     }
 }
 
-/// The error a byte stream failed with: the hoist error it carries (a network failure at the
-/// source, corrupt content), or the io error itself.
-pub fn error_from_stream(e: std::io::Error, what: &str) -> Error {
-    let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
-    match inner {
-        Some(Error::Network { url, detail }) => Error::Network {
+/// The hoist error an io error carries, when a byte stream failed for a reason of ours (a
+/// network failure at the source, corrupt content).
+pub fn carried_error(e: &std::io::Error) -> Option<Error> {
+    match e.get_ref()?.downcast_ref::<Error>()? {
+        Error::Network { url, detail } => Some(Error::Network {
             url: url.clone(),
             detail: detail.clone(),
-        },
-        Some(other) if other.content_error().is_some() => {
-            other.content_error().expect("checked above")
-        }
-        _ => Error::Network {
-            url: what.to_string(),
-            detail: e.to_string(),
-        },
+        }),
+        other => other.content_error(),
     }
+}
+
+/// The error a byte stream failed with: the one it carries, else a network failure.
+pub fn error_from_stream(e: std::io::Error, what: &str) -> Error {
+    carried_error(&e).unwrap_or_else(|| Error::Network {
+        url: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// The error reading a tar (or other format) from a stream failed with: the one the stream
+/// carries, else the content is malformed.
+pub fn error_from_reader(e: std::io::Error, what: &str, reading: &str) -> Error {
+    carried_error(&e).unwrap_or_else(|| Error::malformed(what, format!("{reading}: {e}")))
 }

@@ -3,6 +3,7 @@
 //! The library returns typed errors and reports progress through [`progress::Reporter`]; only
 //! the binary prints.
 
+pub mod build;
 pub mod copy;
 pub mod digest;
 pub mod error;

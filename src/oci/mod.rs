@@ -245,3 +245,20 @@ pub fn to_json_bytes<T: Serialize>(value: &T) -> bytes::Bytes {
         .expect("serialising an in-memory document cannot fail")
         .into()
 }
+
+/// A reader of a layer's uncompressed tar, for the layer media types hoist reads.
+pub fn layer_tar_reader<'a, R: std::io::Read + Send + 'a>(
+    media_type: &str,
+    reader: R,
+    what: &str,
+) -> Result<Box<dyn std::io::Read + Send + 'a>> {
+    match media_type {
+        media::OCI_LAYER_GZIP | media::DOCKER_LAYER_GZIP => {
+            Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+        }
+        media::OCI_LAYER_TAR => Ok(Box::new(reader)),
+        other => Err(Error::Usage(format!(
+            "{what} has media type {other}, which hoist cannot read yet"
+        ))),
+    }
+}

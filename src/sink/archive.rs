@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::digest::{Hasher, error_from_stream};
+use crate::digest::{Hasher, error_from_reader};
 use crate::error::{Error, Result};
-use crate::oci::{Descriptor, media};
+use crate::oci::Descriptor;
 use crate::reference::{Digest, RegistryRef};
 use crate::registry::ByteStream;
 
@@ -130,17 +130,7 @@ async fn uncompress_layer(
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     tokio::task::spawn_blocking(move || {
         let what = format!("layer {}", layer.digest);
-        let mut decoded: Box<dyn Read> = match layer.media_type.as_str() {
-            media::OCI_LAYER_GZIP | media::DOCKER_LAYER_GZIP => {
-                Box::new(flate2::read::MultiGzDecoder::new(reader))
-            }
-            media::OCI_LAYER_TAR => Box::new(reader),
-            other => {
-                return Err(Error::Usage(format!(
-                    "{what} has media type {other}, which a docker-archive cannot hold"
-                )));
-            }
-        };
+        let mut decoded = crate::oci::layer_tar_reader(&layer.media_type, reader, &what)?;
         let mut out = std::fs::File::create(&file).map_err(|e| Error::io(&file, e))?;
         let mut hasher = Hasher::new(diff_id.algorithm())?;
         let mut buf = vec![0u8; 1 << 20];
@@ -148,13 +138,7 @@ async fn uncompress_layer(
             let n = match decoded.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::InvalidInput
-                        || e.kind() == std::io::ErrorKind::InvalidData =>
-                {
-                    return Err(Error::malformed(&what, format!("cannot decompress: {e}")));
-                }
-                Err(e) => return Err(error_from_stream(e, &what)),
+                Err(e) => return Err(error_from_reader(e, &what, "cannot decompress")),
             };
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(|e| Error::io(&file, e))?;

@@ -1,0 +1,5 @@
+//! `hoist build`: Dockerfile → image, without a daemon.
+
+pub mod baseindex;
+pub mod fsview;
+pub mod layer;
