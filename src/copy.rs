@@ -128,18 +128,30 @@ async fn copy_one(
     options: &CopyOptions,
 ) -> Result<CopyReport> {
     let source = Source::open(client, src)?;
+    copy_source(client, &source, dst, options, Some(src)).await
+}
+
+/// Copies an opened source (a registry image, a layout, or an image just built) to `dst`.
+/// `src` names it for docker-archive tags when it is a registry reference.
+pub async fn copy_source(
+    client: &RegistryClient,
+    source: &Source,
+    dst: &ImageRef,
+    options: &CopyOptions,
+    src: Option<&ImageRef>,
+) -> Result<CopyReport> {
     let choice = options.platforms.clone().unwrap_or(match dst {
         ImageRef::Archive(_) => PlatformChoice::Only(vec![Platform::host()]),
         _ => PlatformChoice::All,
     });
     let root = source.root().await?;
-    let top = choose_platforms(&source, root, &choice).await?;
+    let top = choose_platforms(source, root, &choice).await?;
     let stats = TransferStats::default();
     let destination = match dst {
         ImageRef::Registry(r) => {
-            let reference = destination_reference(r, &source, &top)?;
+            let reference = destination_reference(r, source, &top)?;
             let repo = client.repository(r, Access::Push);
-            let copier = Copier::new(client, &source, Writer::Registry(repo.clone()), &stats);
+            let copier = Copier::new(client, source, Writer::Registry(repo.clone()), &stats);
             copier.copy_children(&top).await?;
             repo.put_manifest(&reference, &top).await?;
             stats.manifests_written.fetch_add(1, Ordering::Relaxed);
@@ -161,7 +173,7 @@ async fn copy_one(
                 .clone()
                 .or_else(|| source.tag().map(str::to_string))
                 .unwrap_or_else(|| "latest".to_string());
-            let copier = Copier::new(client, &source, Writer::Layout(layout.clone()), &stats);
+            let copier = Copier::new(client, source, Writer::Layout(layout.clone()), &stats);
             copier.copy_children(&top).await?;
             copier.write_manifest(&top).await?;
             layout.set_ref(&name, &top.descriptor())?;
@@ -173,7 +185,7 @@ async fn copy_one(
             target
         }
         ImageRef::Archive(a) => {
-            write_archive(client, &source, src, a, &top, &stats).await?;
+            write_archive(client, source, src, a, &top, &stats).await?;
             a.path.display().to_string()
         }
     };
@@ -383,7 +395,7 @@ impl<'a> Copier<'a> {
         }
         let mount_from = self
             .source
-            .repository()
+            .mount_origin(desc)
             .filter(|s| s.registry == repo.registry && s.name != repo.name);
         let what = format!(
             "upload of {} to {}/{}",
@@ -434,7 +446,7 @@ impl<'a> Copier<'a> {
 async fn write_archive(
     client: &RegistryClient,
     source: &Source,
-    src: &ImageRef,
+    src: Option<&ImageRef>,
     dst: &ArchiveRef,
     top: &RawManifest,
     stats: &TransferStats,
@@ -447,7 +459,7 @@ async fn write_archive(
     let (config_desc, config, summary) = source.config(top).await?;
     let diff_ids = summary.rootfs.map(|r| r.diff_ids).unwrap_or_default();
     let name = dst.name.clone().or_else(|| match src {
-        ImageRef::Registry(r) if r.tag.is_some() => Some(r.with_tag(r.tag_or_latest())),
+        Some(ImageRef::Registry(r)) if r.tag.is_some() => Some(r.with_tag(r.tag_or_latest())),
         _ => None,
     });
     let image = archive::ArchiveImage {

@@ -1,11 +1,16 @@
 //! Reading images: from a registry repository or an OCI layout, with every manifest and blob
 //! verified against its digest.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use bytes::Bytes;
 
+use crate::digest::verify_stream;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, ImageConfigSummary, Parsed, Platform, RawManifest};
-use crate::reference::{ImageRef, RegistryRef};
+use crate::reference::{Digest, ImageRef, RegistryRef};
 use crate::registry::{Access, ByteStream, RegistryClient, Repository};
 use crate::sink::Layout;
 
@@ -22,6 +27,23 @@ pub enum Source {
         layout: Layout,
         name: Option<String>,
     },
+    /// An image `hoist build` just made: new blobs on local disk, base blobs where they are.
+    Built(Arc<BuiltImage>),
+}
+
+/// Where one blob of a built image is.
+pub enum BlobOrigin {
+    File(PathBuf),
+    Bytes(Bytes),
+    /// In a base image's source (registry or layout): streamed or mounted from there.
+    Remote(Arc<Source>),
+}
+
+pub struct BuiltImage {
+    pub manifest: RawManifest,
+    pub blobs: HashMap<Digest, BlobOrigin>,
+    /// Keeps the directory holding the new layers alive as long as the image.
+    pub work: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Source {
@@ -42,11 +64,15 @@ impl Source {
         }
     }
 
-    /// The registry repository this source reads from, if any (for cross-repository mounts).
-    pub fn repository(&self) -> Option<&Repository> {
+    /// The registry repository a blob can be mounted from, if it lives in one.
+    pub fn mount_origin(&self, desc: &Descriptor) -> Option<&Repository> {
         match self {
             Source::Registry { repo, .. } => Some(repo),
             Source::Layout { .. } => None,
+            Source::Built(image) => match image.blobs.get(&desc.digest)? {
+                BlobOrigin::Remote(source) => source.mount_origin(desc),
+                BlobOrigin::File(_) | BlobOrigin::Bytes(_) => None,
+            },
         }
     }
 
@@ -55,6 +81,7 @@ impl Source {
         match self {
             Source::Registry { reference, .. } => reference.tag.as_deref(),
             Source::Layout { name, .. } => name.as_deref(),
+            Source::Built(_) => None,
         }
     }
 
@@ -68,6 +95,7 @@ impl Source {
                 let desc = layout.resolve(name.as_deref())?;
                 self.manifest(&desc).await
             }
+            Source::Built(image) => Ok(image.manifest.clone()),
         }
     }
 
@@ -81,6 +109,7 @@ impl Source {
                 Some(&desc.media_type),
                 &what,
             )?,
+            Source::Built(image) => image.manifest.clone(),
         };
         if raw.digest != desc.digest {
             return Err(Error::DigestMismatch {
@@ -97,6 +126,23 @@ impl Source {
         match self {
             Source::Registry { repo, .. } => repo.get_blob(&desc.digest, desc.size).await,
             Source::Layout { layout, .. } => layout.read_blob(desc).await,
+            Source::Built(image) => {
+                let what = format!("blob {}", desc.digest);
+                match image.blobs.get(&desc.digest) {
+                    Some(BlobOrigin::Remote(source)) => Box::pin(source.blob(desc)).await,
+                    Some(BlobOrigin::File(path)) => {
+                        let file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path, e))?;
+                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+                        Ok(verify_stream(Box::pin(stream), desc.digest.clone(), desc.size, what))
+                    }
+                    Some(BlobOrigin::Bytes(bytes)) => {
+                        let bytes = bytes.clone();
+                        let stream = futures_util::stream::once(async move { Ok(bytes) });
+                        Ok(verify_stream(Box::pin(stream), desc.digest.clone(), desc.size, what))
+                    }
+                    None => Err(Error::NotFound { what }),
+                }
+            }
         }
     }
 
@@ -113,7 +159,7 @@ impl Source {
         }
         match self {
             Source::Layout { layout, .. } => layout.read_blob_bytes(desc, MAX_CONFIG_BYTES),
-            Source::Registry { .. } => {
+            Source::Registry { .. } | Source::Built(_) => {
                 use futures_util::TryStreamExt;
                 let what = format!("blob {}", desc.digest);
                 let chunks: Vec<Bytes> = self
@@ -166,6 +212,7 @@ impl Source {
                 Some(n) => format!("oci:{}:{n}", layout.dir().display()),
                 None => format!("oci:{}", layout.dir().display()),
             },
+            Source::Built(image) => format!("built image {}", image.manifest.digest),
         }
     }
 }

@@ -2,4 +2,6 @@
 
 pub mod baseindex;
 pub mod fsview;
+pub mod image;
 pub mod layer;
+pub mod shell;
