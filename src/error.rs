@@ -76,6 +76,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A problem with a Dockerfile instruction, or with what it refers to.
+    #[error("{file}:{line}: {message}")]
+    Dockerfile {
+        file: String,
+        line: usize,
+        message: String,
+    },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -156,7 +164,11 @@ impl Error {
                 format!("check that docker-credential-{helper} is installed and on PATH")
             }
             Error::Internal(_) => "this is a bug in hoist; please report it with the output of -vv".into(),
-            Error::Registry { .. } | Error::Io { .. } | Error::Malformed { .. } | Error::Usage(_) => {
+            Error::Registry { .. }
+            | Error::Io { .. }
+            | Error::Malformed { .. }
+            | Error::Usage(_)
+            | Error::Dockerfile { .. } => {
                 return None;
             }
         })

@@ -2,6 +2,7 @@
 
 pub mod baseindex;
 pub mod fsview;
+pub mod gofmt;
 pub mod image;
 pub mod layer;
 pub mod shell;

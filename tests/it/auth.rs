@@ -236,7 +236,8 @@ fn a_mount_on_a_token_registry_asks_one_token_for_both_repositories() {
     assert_eq!(run.ok().json()["copies"][0]["stats"]["blobs_mounted"], 4);
     assert!(
         server.scopes_seen().iter().any(|s| {
-            s.contains("repository:token/mount-dst:pull,push") && s.contains("repository:token/mount-src:pull")
+            s.contains("repository:token/mount-dst:pull,push")
+                && s.contains("repository:token/mount-src:pull")
         }),
         "{:?}",
         server.scopes_seen()

@@ -7,4 +7,5 @@ mod bad_input;
 mod commands;
 mod copy;
 mod endpoints;
+mod reference_selftest;
 mod retries;

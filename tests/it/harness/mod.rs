@@ -2,8 +2,10 @@
 //! shared by all tests of this binary, killed when the binary exits.
 
 pub mod proxy;
+pub mod reference;
 pub mod registry;
 pub mod token;
+pub mod tree;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command};

@@ -471,7 +471,8 @@ mod tests {
 
     #[test]
     fn rules_apply_in_order_and_are_spent() {
-        let state = Mutex::new(State::default());
+        // Nothing listens upstream: only the rule bookkeeping is exercised.
+        let proxy = FaultProxy::start(crate::harness::loopback(9));
         let rule = |method: Option<&str>, times, code| Rule {
             method: method.map(str::to_string),
             path_contains: "/blobs/".into(),
@@ -481,15 +482,17 @@ mod tests {
                 retry_after: None,
             },
         };
-        lock(&state).rules.push(rule(Some("PUT"), Some(1), 500));
-        lock(&state).rules.push(rule(None, None, 503));
-        let code = |method: &str, path: &str| match take_action(&state, method, path) {
+        proxy.add_rule(rule(Some("PUT"), Some(1), 500));
+        proxy.add_rule(rule(None, None, 503));
+        let code = |method: &str, path: &str| match take_action(&proxy.state, method, path) {
             Some(Action::Status { code, .. }) => Some(code),
             _ => None,
         };
         assert_eq!(code("PUT", "/v2/a/blobs/uploads/1"), Some(500));
         assert_eq!(code("PUT", "/v2/a/blobs/uploads/1"), Some(503));
         assert_eq!(code("GET", "/v2/a/manifests/x"), None);
+        proxy.clear_rules();
+        assert_eq!(code("PUT", "/v2/a/blobs/uploads/1"), None);
     }
 
     #[tokio::test]

@@ -1,0 +1,217 @@
+//! The image config as BuildKit writes it (Docker's OCI image config with the Docker
+//! extensions Healthcheck, OnBuild and Shell). Fields are in Go's struct order and empty ones
+//! are left out (`omitempty`), so the JSON reads like BuildKit's; maps are ordered so the same
+//! build gives the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::Digest;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `{}`: the value of set-like maps (ExposedPorts, Volumes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    #[serde(rename = "Test", default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    /// Durations in nanoseconds, as Go's time.Duration marshals.
+    #[serde(rename = "Interval", default, skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(rename = "Timeout", default, skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(rename = "StartPeriod", default, skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    #[serde(rename = "StartInterval", default, skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(rename = "Retries", default, skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    #[serde(rename = "User", default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(rename = "ExposedPorts", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, Empty>,
+    #[serde(rename = "Env", default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    #[serde(rename = "Cmd", default, skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+    #[serde(rename = "Volumes", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Empty>,
+    #[serde(rename = "WorkingDir", default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(rename = "StopSignal", default, skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    #[serde(rename = "ArgsEscaped", default, skip_serializing_if = "is_false")]
+    pub args_escaped: bool,
+    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(rename = "OnBuild", default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
+    #[serde(rename = "Shell", default, skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
+}
+
+impl ContainerConfig {
+    /// Sets `KEY=value` in Env, replacing an existing KEY in place (BuildKit's addEnv).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        let entry = format!("{key}={value}");
+        match self
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(existing) => *existing = entry,
+            None => self.env.push(entry),
+        }
+    }
+
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub empty_layer: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub diff_ids: Vec<Digest>,
+}
+
+impl Default for RootFs {
+    fn default() -> Self {
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub architecture: String,
+    pub os: String,
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    pub os_features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default)]
+    pub config: ContainerConfig,
+    #[serde(default)]
+    pub rootfs: RootFs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<History>,
+}
+
+/// BuildKit's history comment for Dockerfile steps.
+pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// The PATH a scratch image gets (BuildKit's system.DefaultPathEnvUnix).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// RFC 3339 with nanoseconds in UTC, as Go's time.Time marshals.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_like_go() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400, 500_000_000), "2000-02-29T00:00:00.5Z");
+    }
+
+    #[test]
+    fn env_is_updated_in_place() {
+        let mut c = ContainerConfig {
+            env: vec!["A=1".into(), "PATH=/bin".into(), "B=2".into()],
+            ..Default::default()
+        };
+        c.set_env("PATH", "/x");
+        c.set_env("C", "3");
+        assert_eq!(c.env, ["A=1", "PATH=/x", "B=2", "C=3"]);
+        assert_eq!(c.env_value("PATH"), Some("/x"));
+    }
+
+    #[test]
+    fn empty_fields_are_left_out() {
+        let json = serde_json::to_string(&ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+        );
+    }
+}
