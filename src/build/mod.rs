@@ -1,8 +1,52 @@
 //! `hoist build`: Dockerfile → image, without a daemon.
 
 pub mod baseindex;
+pub mod context;
+pub mod dockerfile;
+pub mod execute;
+pub mod fileop;
 pub mod fsview;
 pub mod gofmt;
+pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod plan;
 pub mod shell;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::registry::RegistryClient;
+use crate::source::{BuiltImage, Source};
+
+pub use execute::{BuildOptions, ImageFormat};
+
+/// Parses, plans and runs a build; the image is returned, not yet written anywhere.
+pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Arc<BuiltImage>> {
+    let dockerfile_error = |line: usize, message: String| Error::Dockerfile {
+        file: options.dockerfile_name.clone(),
+        line,
+        message,
+    };
+    let dockerfile = dockerfile::parse(&options.dockerfile)
+        .map_err(|e| dockerfile_error(e.line, e.message))?;
+    if let Some(syntax) = &dockerfile.syntax {
+        client.reporter().report(crate::progress::Event::Info(format!(
+            "ignoring `# syntax={syntax}`: hoist has its own Dockerfile frontend"
+        )));
+    }
+    let plan = plan::plan(
+        &dockerfile,
+        &options.build_args,
+        options.target.as_deref(),
+        &options.platform,
+    )
+    .map_err(|e| dockerfile_error(e.line, e.message))?;
+    let builder = execute::Builder::new(client, options, &dockerfile, &plan)?;
+    Ok(Arc::new(builder.run().await?))
+}
+
+/// The image as a copy source, for writing it to layouts, archives and registries.
+pub fn as_source(image: &Arc<BuiltImage>) -> Source {
+    Source::Built(image.clone())
+}

@@ -1,5 +1,6 @@
 //! Command-line parsing and the glue from subcommands to the library.
 
+pub mod build;
 pub mod copy;
 pub mod inspect;
 pub mod login;
@@ -38,6 +39,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Build an image from a Dockerfile (no daemon).
+    Build(build::Args),
     /// Copy an image or index between registries, OCI layouts and docker-archives.
     Copy(copy::Args),
     /// Add tags to an image in the same repository (no blobs move).
@@ -90,6 +93,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         json: cli.json,
     };
     match cli.command {
+        Command::Build(args) => build::run(&ctx, args).await,
         Command::Copy(args) => copy::run(&ctx, args).await,
         Command::Tag(args) => tag::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,

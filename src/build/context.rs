@@ -1,0 +1,183 @@
+//! The build context: a directory seen through `.dockerignore` (moby's pattern matcher, as
+//! fsutil applies it while walking), with hoist's own cache and outputs always left out.
+//! It becomes an [`FsView`] whose files are read from disk only when a layer is written.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::fsview::{Content, FsView, Kind, Node};
+use super::ignore::{PatternMatcher, parse_ignore_file};
+use crate::error::{Error, Result};
+
+pub struct Context {
+    root: PathBuf,
+    matcher: Option<PatternMatcher>,
+    /// Which ignore file the patterns came from, for messages.
+    ignore_file: Option<PathBuf>,
+    /// Absolute paths never part of the context (cache dir, outputs).
+    skipped: Vec<PathBuf>,
+}
+
+impl Context {
+    /// Opens `root`; the ignore file is `<Dockerfile>.dockerignore` beside the Dockerfile,
+    /// else `.dockerignore`, else `.containerignore` at the root.
+    pub fn open(root: &Path, dockerfile: Option<&Path>, skipped: &[PathBuf]) -> Result<Self> {
+        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::Usage(format!(
+                "build context {} is not a directory",
+                root.display()
+            )));
+        }
+        let mut candidates = Vec::new();
+        if let Some(df) = dockerfile
+            && let Some(name) = df.file_name()
+        {
+            let mut specific = name.to_os_string();
+            specific.push(".dockerignore");
+            candidates.push(df.with_file_name(specific));
+        }
+        candidates.push(root.join(".dockerignore"));
+        candidates.push(root.join(".containerignore"));
+        let mut matcher = None;
+        let mut ignore_file = None;
+        for candidate in candidates {
+            match std::fs::read_to_string(&candidate) {
+                Ok(text) => {
+                    let bad = |reason: String| Error::Malformed {
+                        what: candidate.display().to_string(),
+                        reason,
+                    };
+                    let patterns = parse_ignore_file(&text).map_err(|e| bad(e.to_string()))?;
+                    matcher = Some(PatternMatcher::new(&patterns).map_err(|e| bad(e.to_string()))?);
+                    ignore_file = Some(candidate);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&candidate, e)),
+            }
+        }
+        let skipped = skipped
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        Ok(Context {
+            root: std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?,
+            matcher,
+            ignore_file,
+            skipped,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the ignore file excludes `path` (relative to the root): explains a missing
+    /// COPY source.
+    pub fn ignored(&self, path: &str) -> Option<&Path> {
+        let rel = path.trim_start_matches('/');
+        let matcher = self.matcher.as_ref()?;
+        matcher
+            .is_excluded(rel)
+            .then_some(self.ignore_file.as_deref())
+            .flatten()
+    }
+
+    /// Walks the context (lstat only) into a view: context files belong to root (BuildKit
+    /// resets their owner), keep their mode and mtime, and are read when a layer is written.
+    pub fn view(&self) -> Result<FsView> {
+        let mut view = FsView::new();
+        let root_meta = std::fs::metadata(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        view.put_base("/", Node::dir(root_meta.mode() & 0o7777, 0, 0, root_meta.mtime()));
+        self.walk(&self.root, "", false, &mut view)?;
+        Ok(view)
+    }
+
+    /// Adds the entries under `dir`; returns whether anything was included.
+    fn walk(&self, dir: &Path, rel: &str, parent_excluded: bool, view: &mut FsView) -> Result<bool> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io(dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut any = false;
+        for entry in entries {
+            let path = entry.path();
+            if self.skipped.iter().any(|s| *s == path) {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(Error::Usage(format!(
+                    "{}: file names in the build context must be UTF-8",
+                    path.display()
+                )));
+            };
+            let child_rel = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let excluded = self
+                .matcher
+                .as_ref()
+                .is_some_and(|m| m.matches_with_parent(&child_rel, parent_excluded));
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+            let abs = format!("/{child_rel}");
+            let file_type = meta.file_type();
+            if file_type.is_dir() {
+                let descend = !excluded
+                    || self
+                        .matcher
+                        .as_ref()
+                        .is_some_and(|m| m.may_reinclude_under(&child_rel));
+                let node = Node::dir(meta.mode() & 0o7777, 0, 0, meta.mtime());
+                if descend {
+                    // Put the directory first so its children have a parent, drop it again if
+                    // it was excluded and nothing under it came back in.
+                    view.put_base(&abs, node);
+                    let included = self.walk(&path, &child_rel, excluded, view)?;
+                    if excluded && !included {
+                        view.remove_tree(&abs);
+                    } else {
+                        any = true;
+                    }
+                }
+                continue;
+            }
+            if excluded {
+                continue;
+            }
+            let kind = if file_type.is_file() {
+                Kind::File
+            } else if file_type.is_symlink() {
+                let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
+                Kind::Symlink(target.to_string_lossy().into_owned())
+            } else if std::os::unix::fs::FileTypeExt::is_socket(&file_type) {
+                continue;
+            } else {
+                Kind::Other
+            };
+            let size = if kind == Kind::File { meta.len() } else { 0 };
+            view.put_base(
+                &abs,
+                Node {
+                    content: if kind == Kind::File {
+                        Content::Local(path.clone())
+                    } else {
+                        Content::None
+                    },
+                    kind,
+                    mode: meta.mode() & 0o7777,
+                    uid: 0,
+                    gid: 0,
+                    mtime: meta.mtime(),
+                    size,
+                },
+            );
+            any = true;
+        }
+        Ok(any)
+    }
+}

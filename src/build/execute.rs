@@ -1,0 +1,961 @@
+//! Runs a plan: resolves base images (registry, `oci-layout://`, scratch, earlier stages),
+//! dispatches each instruction the way BuildKit's dockerfile2llb does, writes one layer per
+//! filesystem step, and assembles the image (manifest + config) without touching base layers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::baseindex;
+use super::context::Context;
+use super::dockerfile::{Command, CopyArgs, Dockerfile, HealthArgs, Instruction, ShellOrExec};
+use super::fileop::{self, CopySpec, FileOpError};
+use super::fsview::{Content, FsView, Kind, Node, clean_abs};
+use super::gofmt;
+use super::ignore::PatternMatcher;
+use super::image::{
+    ContainerConfig, DEFAULT_PATH, Empty, HISTORY_COMMENT, Healthcheck, History, ImageConfig, rfc3339,
+};
+use super::layer::write_layer;
+use super::plan::{Base, EnvList, Plan, Stage};
+use super::shell::Lexer;
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
+use crate::progress::Event;
+use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
+use crate::registry::RegistryClient;
+use crate::source::{BlobOrigin, BuiltImage, Source};
+
+/// Docker schema 2 (what `docker build && docker push` makes) or OCI media types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    Docker,
+    Oci,
+}
+
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// The Dockerfile's name for messages (`Dockerfile`, `-` for stdin).
+    pub dockerfile_name: String,
+    pub dockerfile_path: Option<PathBuf>,
+    pub dockerfile: String,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Platform,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub format: ImageFormat,
+    /// SOURCE_DATE_EPOCH: clamps file times, sets `created`.
+    pub epoch: Option<i64>,
+    /// Where base layer indexes are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// Paths never part of the context (outputs, cache).
+    pub skipped: Vec<PathBuf>,
+}
+
+/// A layer of an image being built, and where its blob is.
+#[derive(Clone)]
+struct LayerRef {
+    descriptor: Descriptor,
+    diff_id: Digest,
+    origin: Origin,
+}
+
+#[derive(Clone)]
+enum Origin {
+    Local(PathBuf),
+    Remote(Arc<Source>),
+}
+
+/// A stage's state while its instructions run, and its result afterwards.
+#[derive(Clone)]
+struct StageState {
+    config: ImageConfig,
+    view: FsView,
+    layers: Vec<LayerRef>,
+    /// The expansion environment: image Env and the stage's ARG values.
+    env: EnvList,
+    /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
+    cmd_set: bool,
+}
+
+pub struct Builder<'a> {
+    client: &'a RegistryClient,
+    options: &'a BuildOptions,
+    plan: &'a Plan,
+    lexer: Lexer,
+    /// Every base layer seen, for reading file contents out of it.
+    layer_origins: HashMap<Digest, (Arc<Source>, Descriptor)>,
+    /// Files already read out of base layers: (layer, path) → local copy.
+    extracted: HashMap<(Digest, String), PathBuf>,
+    work: Arc<tempfile::TempDir>,
+    context: Option<(Context, FsView)>,
+    stages: Vec<Option<StageState>>,
+    /// Images named by `COPY --from=image`, by reference.
+    images: HashMap<String, StageState>,
+    now: i64,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        client: &'a RegistryClient,
+        options: &'a BuildOptions,
+        dockerfile: &'a Dockerfile,
+        plan: &'a Plan,
+    ) -> Result<Self> {
+        let work = tempfile::Builder::new()
+            .prefix("hoist-build-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let now = options.epoch.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+        Ok(Builder {
+            client,
+            options,
+            plan,
+            lexer: Lexer::new(dockerfile.escape),
+            layer_origins: HashMap::new(),
+            extracted: HashMap::new(),
+            work: Arc::new(work),
+            context: None,
+            stages: vec![None; plan.stages.len()],
+            images: HashMap::new(),
+            now,
+        })
+    }
+
+    fn error(&self, line: usize, message: impl std::fmt::Display) -> Error {
+        Error::Dockerfile {
+            file: self.options.dockerfile_name.clone(),
+            line,
+            message: message.to_string(),
+        }
+    }
+
+    /// An error from a step, with the Dockerfile line unless it already says where it is.
+    fn at_line(&self, line: usize, e: Error) -> Error {
+        match e {
+            Error::Dockerfile { .. } | Error::Unauthorized { .. } | Error::Denied { .. } => e,
+            Error::Network { .. } | Error::RetriesExhausted { .. } => e,
+            other => self.error(line, other),
+        }
+    }
+
+    /// Builds every stage the target needs and returns the target image.
+    pub async fn run(mut self) -> Result<BuiltImage> {
+        let plan = self.plan;
+        for &index in &plan.order {
+            let stage = &plan.stages[index];
+            let state = self.run_stage(stage).await?;
+            self.stages[index] = Some(state);
+        }
+        let target = self.stages[plan.target]
+            .take()
+            .expect("the target stage was built last");
+        self.assemble(target)
+    }
+
+    async fn run_stage(&mut self, stage: &Stage) -> Result<StageState> {
+        let platform = stage.platform.clone().unwrap_or_else(|| self.options.platform.clone());
+        let mut state = match &stage.base {
+            Base::Scratch => scratch_state(&platform),
+            Base::Stage(i) => self.stages[*i]
+                .clone()
+                .ok_or_else(|| Error::Internal(format!("stage {i} was not built before its use")))?,
+            Base::Image(reference) => {
+                let image = self
+                    .resolve_image(reference, &platform)
+                    .await
+                    .map_err(|e| self.at_line(stage.from_line, e))?;
+                image
+            }
+        };
+        if state.config.config.env_value("PATH").is_none() {
+            state.config.config.env.push(format!("PATH={DEFAULT_PATH}"));
+        }
+        state.env = EnvList::default();
+        for entry in &state.config.config.env {
+            let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
+            state.env.set(k, v);
+        }
+        state.cmd_set = false;
+        // ONBUILD triggers of the base run first, then are cleared.
+        let triggers = std::mem::take(&mut state.config.config.on_build);
+        let mut instructions = Vec::new();
+        for trigger in &triggers {
+            let mut instruction = super::dockerfile::parse_trigger(trigger)
+                .map_err(|e| self.error(stage.from_line, format!("ONBUILD trigger `{trigger}`: {}", e.message)))?;
+            instruction.line = stage.from_line;
+            instructions.push(instruction);
+        }
+        instructions.extend(stage.instructions.iter().cloned());
+        for instruction in &instructions {
+            self.dispatch(&mut state, instruction, stage)
+                .await
+                .map_err(|e| self.at_line(instruction.line, e))?;
+        }
+        Ok(state)
+    }
+
+    /// Resolves `FROM image` / `COPY --from=image`: a registry reference or
+    /// `oci-layout://DIR[:REF]`, one platform of it, and its filesystem from layer headers.
+    async fn resolve_image(&mut self, reference: &str, platform: &Platform) -> Result<StageState> {
+        let image_ref = match reference.strip_prefix("oci-layout://") {
+            Some(rest) => {
+                let (dir, name) = match rest.rsplit_once(':') {
+                    Some((d, n)) if !n.contains('/') => (d, Some(n.to_string())),
+                    _ => (rest, None),
+                };
+                ImageRef::Layout(LayoutRef {
+                    dir: PathBuf::from(dir),
+                    name,
+                })
+            }
+            None => ImageRef::Registry(RegistryRef::parse(reference)?),
+        };
+        let source = Arc::new(Source::open(self.client, &image_ref)?);
+        let manifest = source.image_for(platform).await?;
+        let Parsed::Image(parsed) = manifest.parse()? else {
+            return Err(Error::malformed(reference, "the platform's manifest is an index"));
+        };
+        let (_, config_bytes, _) = source.config(&manifest).await?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .map_err(|e| Error::malformed(format!("image config of {reference}"), e))?;
+        if config.rootfs.diff_ids.len() != parsed.layers.len() {
+            return Err(Error::malformed(
+                format!("image {reference}"),
+                "its config and manifest disagree on the number of layers",
+            ));
+        }
+        let indexes = futures_util::future::try_join_all(
+            parsed
+                .layers
+                .iter()
+                .map(|layer| baseindex::layer_index(&source, layer, self.options.cache_dir.as_deref())),
+        )
+        .await?;
+        let mut view = FsView::new();
+        for (layer, index) in parsed.layers.iter().zip(&indexes) {
+            baseindex::apply(&mut view, &layer.digest, index);
+        }
+        // /etc/passwd and /etc/group are kept as bytes: --chown and USER read them.
+        for index in &indexes {
+            for (path, text) in &index.captured {
+                if let Some(node) = view.get(path).cloned()
+                    && matches!(node.content, Content::Layer { .. })
+                {
+                    view.put_base(
+                        path,
+                        Node {
+                            content: Content::Bytes(Arc::new(text.clone().into_bytes())),
+                            ..node
+                        },
+                    );
+                }
+            }
+        }
+        for layer in &parsed.layers {
+            self.layer_origins
+                .insert(layer.digest.clone(), (source.clone(), layer.clone()));
+        }
+        let layers = parsed
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(d, diff_id)| LayerRef {
+                descriptor: d.clone(),
+                diff_id: diff_id.clone(),
+                origin: Origin::Remote(source.clone()),
+            })
+            .collect();
+        Ok(StageState {
+            config,
+            view,
+            layers,
+            env: EnvList::default(),
+            cmd_set: false,
+        })
+    }
+
+    fn expand(&self, word: &str, env: &EnvList) -> Result<String> {
+        self.lexer
+            .process_word(word, &env.lookup())
+            .map_err(|e| Error::Usage(e.to_string()))
+    }
+
+    fn history(&self, state: &mut StageState, created_by: String, with_layer: bool) {
+        state.config.history.push(History {
+            created: Some(rfc3339(self.now, 0)),
+            created_by: Some(created_by),
+            author: None,
+            comment: Some(HISTORY_COMMENT.into()),
+            empty_layer: !with_layer,
+        });
+    }
+
+    async fn dispatch(&mut self, state: &mut StageState, instruction: &Instruction, stage: &Stage) -> Result<()> {
+        match &instruction.command {
+            Command::From { .. } => Err(Error::Internal("FROM inside a stage".into())),
+            Command::Run { .. } => Err(Error::Usage(
+                "RUN is not supported yet: hoist builds images from COPY, ADD and metadata instructions only".into(),
+            )),
+            Command::Env(pairs) => {
+                let mut message = String::from("ENV");
+                for (k, v) in pairs {
+                    let key = self.expand(k, &state.env)?;
+                    let value = self.expand(v, &state.env)?;
+                    message.push_str(&format!(" {key}={value}"));
+                    state.env.set(&key, &value);
+                    state.config.config.set_env(&key, &value);
+                }
+                self.history(state, message, false);
+                Ok(())
+            }
+            Command::Label(pairs) => {
+                let mut message = String::from("LABEL");
+                for (k, v) in pairs {
+                    let key = self.expand(k, &state.env)?;
+                    let value = self.expand(v, &state.env)?;
+                    message.push_str(&format!(" {key}={value}"));
+                    state.config.config.labels.insert(key, value);
+                }
+                self.history(state, message, false);
+                Ok(())
+            }
+            Command::Arg(args) => {
+                let mut parts = Vec::new();
+                for (key, default) in args {
+                    let value = if let Some(v) = self.options.build_args.get(key) {
+                        Some(v.clone())
+                    } else if let Some(d) = default {
+                        Some(self.expand(d, &state.env)?)
+                    } else {
+                        self.plan.global_args.get(key).map(str::to_string)
+                    };
+                    match &value {
+                        Some(v) => {
+                            state.env.set(key, v);
+                            parts.push(format!("{key}={v}"));
+                        }
+                        None => parts.push(key.clone()),
+                    }
+                }
+                self.history(state, format!("ARG {}", parts.join(" ")), false);
+                Ok(())
+            }
+            Command::Maintainer(name) => {
+                state.config.author = Some(name.clone());
+                self.history(state, format!("MAINTAINER {name}"), false);
+                Ok(())
+            }
+            Command::Expose(ports) => {
+                let mut all = Vec::new();
+                for p in ports {
+                    let words = self
+                        .lexer
+                        .process_words(p, &state.env.lookup())
+                        .map_err(|e| Error::Usage(e.to_string()))?;
+                    for word in words {
+                        all.extend(parse_port(&word)?);
+                    }
+                }
+                for p in &all {
+                    state.config.config.exposed_ports.insert(p.clone(), Empty {});
+                }
+                self.history(state, format!("EXPOSE {}", gofmt::plain_list(&all)), false);
+                Ok(())
+            }
+            Command::Volume(volumes) => {
+                let mut expanded = Vec::new();
+                for v in volumes {
+                    let v = self.expand(v, &state.env)?;
+                    if v.is_empty() {
+                        return Err(Error::Usage("VOLUME specified can not be an empty string".into()));
+                    }
+                    state.config.config.volumes.insert(v.clone(), Empty {});
+                    expanded.push(v);
+                }
+                self.history(state, format!("VOLUME {}", gofmt::plain_list(&expanded)), false);
+                Ok(())
+            }
+            Command::User(user) => {
+                let user = self.expand(user, &state.env)?;
+                state.config.config.user = user.clone();
+                self.history(state, format!("USER {user}"), false);
+                Ok(())
+            }
+            Command::StopSignal(signal) => {
+                let signal = self.expand(signal, &state.env)?;
+                validate_signal(&signal)?;
+                state.config.config.stop_signal = signal.clone();
+                self.history(state, format!("STOPSIGNAL {signal}"), false);
+                Ok(())
+            }
+            Command::Shell(shell) => {
+                state.config.config.shell = shell.clone();
+                self.history(state, format!("SHELL {}", gofmt::plain_list(shell)), false);
+                Ok(())
+            }
+            Command::Cmd(cmd) => {
+                let args = with_shell(&state.config.config, cmd);
+                state.config.config.cmd = args.clone();
+                state.config.config.args_escaped = true;
+                state.cmd_set = true;
+                self.history(state, format!("CMD {}", gofmt::quoted_list(&args)), false);
+                Ok(())
+            }
+            Command::Entrypoint(cmd) => {
+                let args = with_shell(&state.config.config, cmd);
+                state.config.config.entrypoint = args.clone();
+                if !state.cmd_set {
+                    state.config.config.cmd = Vec::new();
+                }
+                self.history(state, format!("ENTRYPOINT {}", gofmt::quoted_list(&args)), false);
+                Ok(())
+            }
+            Command::Healthcheck(health) => {
+                let hc = healthcheck(health);
+                let message = format!(
+                    "HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+                    gofmt::plain_list(&hc.test),
+                    gofmt::duration(Duration::from_nanos(hc.interval as u64)),
+                    gofmt::duration(Duration::from_nanos(hc.timeout as u64)),
+                    gofmt::duration(Duration::from_nanos(hc.start_period as u64)),
+                    gofmt::duration(Duration::from_nanos(hc.start_interval as u64)),
+                    hc.retries
+                );
+                state.config.config.healthcheck = Some(hc);
+                self.history(state, message, false);
+                Ok(())
+            }
+            Command::Onbuild { expression, .. } => {
+                state.config.config.on_build.push(expression.clone());
+                Ok(())
+            }
+            Command::Workdir(path) => {
+                let path = self.expand(path, &state.env)?;
+                let wd = clean_abs(&if path.starts_with('/') {
+                    path
+                } else {
+                    format!("{}/{path}", state.config.config.working_dir)
+                });
+                state.config.config.working_dir = wd.clone();
+                if wd != "/" {
+                    let (uid, gid) = match state.config.config.user.as_str() {
+                        "" => (0, 0),
+                        user => resolve_user(&state.view, user)?,
+                    };
+                    let resolved = state.view.resolve(&wd, true).map_err(|e| Error::Usage(e.to_string()))?;
+                    state
+                        .view
+                        .mkdir_all(&resolved, 0o755, uid, gid, self.now)
+                        .map_err(|e| Error::Usage(e.to_string()))?;
+                    let with_layer = self.commit_layer(state).await?;
+                    self.history(state, format!("WORKDIR {wd}"), with_layer);
+                }
+                Ok(())
+            }
+            Command::Copy(args) => self.copy(state, args, false, instruction, stage).await,
+            Command::Add(args) => self.copy(state, args, true, instruction, stage).await,
+        }
+    }
+
+    async fn copy(
+        &mut self,
+        state: &mut StageState,
+        args: &CopyArgs,
+        is_add: bool,
+        instruction: &Instruction,
+        stage: &Stage,
+    ) -> Result<()> {
+        let word = |w: &str| self.expand(w, &state.env);
+        let sources: Vec<String> = args.sources.iter().map(|s| word(s)).collect::<Result<_>>()?;
+        let dest = word(&args.dest)?;
+        let chown = args.chown.as_deref().map(&word).transpose()?.filter(|s| !s.is_empty());
+        let chmod = args.chmod.as_deref().map(&word).transpose()?.filter(|s| !s.is_empty());
+        let name = if is_add { "ADD" } else { "COPY" };
+        if let Some(src) = sources.iter().find(|s| s.starts_with("http://") || s.starts_with("https://")) {
+            if !is_add {
+                return Err(Error::Usage("source can't be a URL for COPY".into()));
+            }
+            return Err(Error::Usage(format!("ADD from a URL ({src}) is not supported yet")));
+        }
+        if args.checksum.is_some() {
+            return Err(Error::Usage("checksum requires HTTP(S) or Git sources".into()));
+        }
+        let mode = chmod.as_deref().map(parse_chmod).transpose()?;
+        let owner = chown.as_deref().map(|c| resolve_user(&state.view, c)).transpose()?;
+        let exclude = if args.exclude.is_empty() {
+            None
+        } else {
+            let patterns: Vec<String> = args.exclude.iter().map(|p| word(p)).collect::<Result<_>>()?;
+            Some(PatternMatcher::new(&patterns).map_err(|e| Error::Usage(e.to_string()))?)
+        };
+        let workdir = state.config.config.working_dir.clone();
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            let joined = clean_abs(&format!("{workdir}/{dest}"));
+            if (dest.ends_with('/') || dest.ends_with("/.") || dest == ".") && joined != "/" {
+                format!("{joined}/")
+            } else {
+                joined
+            }
+        };
+
+        // The source filesystem: another stage, an image, or the build context.
+        let from = args.from.as_deref();
+        let from_stage = match from {
+            Some(f) => super::plan::stage_ref(f, &stage_names(self.plan), self.plan.stages.len(), instruction.line)
+                .map_err(|e| Error::Usage(e.message))?,
+            None => None,
+        };
+        if let Some(i) = from_stage
+            && i >= stage.index
+        {
+            return Err(Error::Usage(format!(
+                "cannot copy from stage {:?}, it needs to be defined before current stage",
+                from.unwrap_or_default()
+            )));
+        }
+        let platform = self.options.platform.clone();
+        let src_view: FsView = match (from, from_stage) {
+            (Some(_), Some(i)) => self.stages[i]
+                .as_ref()
+                .map(|s| s.view.clone())
+                .ok_or_else(|| Error::Internal(format!("stage {i} not built")))?,
+            (Some(image), None) => {
+                if !self.images.contains_key(image) {
+                    let resolved = self.resolve_image(image, &platform).await?;
+                    self.images.insert(image.to_string(), resolved);
+                }
+                self.images[image].view.clone()
+            }
+            (None, _) => self.context_view()?.clone(),
+        };
+
+        let mut target = if args.link {
+            FsView::new()
+        } else {
+            state.view.clone()
+        };
+        let spec = CopySpec {
+            chown: owner,
+            chmod: mode,
+            include: None,
+            exclude: exclude.as_ref(),
+            now: self.now,
+        };
+        let mut message = String::from(name);
+        if args.parents {
+            message.push_str(" --parents");
+        }
+        if let Some(c) = &chown {
+            message.push_str(&format!(" --chown={c}"));
+        }
+        if let Some(c) = &chmod {
+            message.push_str(&format!(" --chmod={c}"));
+        }
+        for src in &sources {
+            message.push_str(&format!(" {src}"));
+            let (root, pattern) = if args.parents {
+                match src.split_once("/./") {
+                    Some((parent, pattern)) => (parent.to_string(), Some(pattern.to_string())),
+                    None => ("/".to_string(), Some(src.clone())),
+                }
+            } else {
+                (src.clone(), None)
+            };
+            let include = pattern
+                .map(|p| PatternMatcher::new(&[clean_abs(&p).trim_start_matches('/').to_string()]))
+                .transpose()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let spec = CopySpec {
+                include: include.as_ref(),
+                ..spec.clone()
+            };
+            let copied = if is_add && from.is_none() {
+                self.add_local(&src_view, &root, &mut target, &dest_abs, &spec)
+            } else {
+                fileop::copy(&src_view, &root, &mut target, &dest_abs, &spec)
+            };
+            copied.map_err(|e| self.copy_error(e, from.is_none()))?;
+        }
+        for heredoc in &args.heredocs {
+            message.push_str(&format!(" <<{}", heredoc.name));
+            let content = if heredoc.expand {
+                let mut lexer = Lexer::new('\\');
+                lexer.skip_process_quotes = true;
+                lexer
+                    .process_word(&heredoc.content, &state.env.lookup())
+                    .map_err(|e| Error::Usage(e.to_string()))?
+            } else {
+                heredoc.content.clone()
+            };
+            let mut doc = FsView::new();
+            let path = clean_abs(&heredoc.name);
+            doc.put(
+                &path,
+                Node {
+                    kind: Kind::File,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime: self.now,
+                    size: content.len() as u64,
+                    content: Content::Bytes(Arc::new(content.into_bytes())),
+                },
+            );
+            fileop::copy(&doc, &path, &mut target, &dest_abs, &CopySpec { include: None, ..spec.clone() })
+                .map_err(|e| self.copy_error(e, false))?;
+        }
+        message.push_str(&format!(" {dest}"));
+        if args.link {
+            // --link: the copy happened on scratch; its result is layered on top.
+            let changes = target.take_changes();
+            for (path, node) in target.layer_entries(&changes) {
+                if node.is_dir() && state.view.get(&path).is_some_and(Node::is_dir) {
+                    state.view.put(&path, node);
+                } else {
+                    state.view.remove_tree(&path);
+                    state.view.put(&path, node);
+                }
+            }
+        } else {
+            state.view = target;
+        }
+        let with_layer = self.commit_layer(state).await?;
+        self.history(state, format!("{message} # buildkit"), with_layer);
+        Ok(())
+    }
+
+    /// ADD of a local source: a file that is a tar archive (plain, gzip, bzip2, xz) is
+    /// unpacked into the destination; anything else is copied like COPY.
+    fn add_local(
+        &self,
+        src: &FsView,
+        path: &str,
+        dst: &mut FsView,
+        dest: &str,
+        spec: &CopySpec,
+    ) -> std::result::Result<(), FileOpError> {
+        fileop::copy(src, path, dst, dest, spec)
+    }
+
+    fn copy_error(&self, e: FileOpError, from_context: bool) -> Error {
+        match e {
+            FileOpError::NotFound(path) if from_context => {
+                let rel = path.trim_start_matches('/');
+                match self.context.as_ref().and_then(|(c, _)| c.ignored(&path)) {
+                    Some(file) => Error::Usage(format!(
+                        "COPY source \"{rel}\" is excluded by {}",
+                        file.file_name().map_or("the ignore file".into(), |f| f.to_string_lossy().to_string())
+                    )),
+                    None => Error::Usage(format!("\"/{rel}\": not found in the build context")),
+                }
+            }
+            other => Error::Usage(other.to_string()),
+        }
+    }
+
+    fn context_view(&mut self) -> Result<&FsView> {
+        if self.context.is_none() {
+            let context = Context::open(
+                &self.options.context,
+                self.options.dockerfile_path.as_deref(),
+                &self.options.skipped,
+            )?;
+            let view = context.view()?;
+            self.context = Some((context, view));
+        }
+        Ok(&self.context.as_ref().expect("just set").1)
+    }
+
+    /// Writes the stage's changes since the last step as a layer; false if nothing changed.
+    async fn commit_layer(&mut self, state: &mut StageState) -> Result<bool> {
+        let changes = state.view.take_changes();
+        let entries = state.view.layer_entries(&changes);
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        self.extract_base_files(&entries).await?;
+        let extracted = &self.extracted;
+        let opener = |content: &Content| -> Result<Box<dyn Read>> {
+            let open = |path: &Path| -> Result<Box<dyn Read>> {
+                Ok(Box::new(std::io::BufReader::new(
+                    std::fs::File::open(path).map_err(|e| Error::io(path, e))?,
+                )))
+            };
+            match content {
+                Content::Local(path) => open(path),
+                Content::Bytes(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))),
+                Content::Layer { layer, path } => match extracted.get(&(layer.clone(), path.clone())) {
+                    Some(file) => open(file),
+                    None => Err(Error::Internal(format!("{path} of layer {layer} was not extracted"))),
+                },
+                Content::None => Ok(Box::new(std::io::empty())),
+            }
+        };
+        let layer = write_layer(&entries, &opener, self.options.epoch, &self.work.path().join("blobs"))?;
+        state.config.rootfs.diff_ids.push(layer.diff_id.clone());
+        state.layers.push(LayerRef {
+            descriptor: layer.descriptor,
+            diff_id: layer.diff_id,
+            origin: Origin::Local(layer.path),
+        });
+        Ok(true)
+    }
+
+    /// Reads the files a layer needs out of base layers (one pass per base layer), for files
+    /// copied from another stage or image that came from a base.
+    async fn extract_base_files(&mut self, entries: &[(String, Node)]) -> Result<()> {
+        let mut wanted: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
+        for (_, node) in entries {
+            if let Content::Layer { layer, path } = &node.content
+                && !self.extracted.contains_key(&(layer.clone(), path.clone()))
+            {
+                wanted.entry(layer.clone()).or_default().insert(path.clone());
+            }
+        }
+        for (layer, paths) in wanted {
+            let (source, desc) = self
+                .layer_origins
+                .get(&layer)
+                .cloned()
+                .ok_or_else(|| Error::Internal(format!("no source for layer {layer}")))?;
+            let dir = self.work.path().join("extract").join(layer.hex());
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            let found = baseindex::extract_files(&source, &desc, paths.clone(), &dir).await?;
+            for path in paths {
+                let file = found.get(&path).cloned().ok_or_else(|| {
+                    Error::malformed(format!("layer {layer}"), format!("{path} is listed but has no content"))
+                })?;
+                self.extracted.insert((layer.clone(), path), file);
+            }
+        }
+        Ok(())
+    }
+
+    /// The final image: config, manifest and where each blob is.
+    fn assemble(self, mut state: StageState) -> Result<BuiltImage> {
+        let platform = &self.options.platform;
+        state.config.architecture = platform.architecture.clone();
+        state.config.os = platform.os.clone();
+        state.config.variant = platform.variant.clone();
+        state.config.created = Some(rfc3339(self.now, 0));
+        state.config.config.labels.extend(self.options.labels.clone());
+        state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let (manifest_type, config_type, gzip_type) = match self.options.format {
+            ImageFormat::Docker => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG, media::DOCKER_LAYER_GZIP),
+            ImageFormat::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG, media::OCI_LAYER_GZIP),
+        };
+        let config_bytes = to_json_bytes(&state.config);
+        let config_desc = Descriptor::of_bytes(config_type, &config_bytes);
+        let mut blobs = HashMap::new();
+        let mut layers = Vec::new();
+        for layer in &state.layers {
+            let mut desc = layer.descriptor.clone();
+            if desc.media_type == media::OCI_LAYER_GZIP || desc.media_type == media::DOCKER_LAYER_GZIP {
+                desc.media_type = gzip_type.to_string();
+            }
+            blobs.insert(
+                desc.digest.clone(),
+                match &layer.origin {
+                    Origin::Local(path) => BlobOrigin::File(path.clone()),
+                    Origin::Remote(source) => BlobOrigin::Remote(source.clone()),
+                },
+            );
+            layers.push(desc);
+        }
+        blobs.insert(config_desc.digest.clone(), BlobOrigin::Bytes(config_bytes));
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(manifest_type.to_string()),
+            artifact_type: None,
+            config: config_desc,
+            layers,
+            subject: None,
+            annotations: (self.options.format == ImageFormat::Oci && !self.options.annotations.is_empty())
+                .then(|| self.options.annotations.clone()),
+            extra: BTreeMap::new(),
+        };
+        let manifest = RawManifest::new(to_json_bytes(&manifest), Some(manifest_type), "built manifest")?;
+        self.client.reporter().report(Event::Info(format!("built {}", manifest.digest)));
+        Ok(BuiltImage {
+            manifest,
+            blobs,
+            work: Some(self.work),
+        })
+    }
+}
+
+fn stage_names(plan: &Plan) -> BTreeMap<String, usize> {
+    plan.stages
+        .iter()
+        .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
+        .collect()
+}
+
+fn scratch_state(platform: &Platform) -> StageState {
+    StageState {
+        config: ImageConfig {
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            variant: platform.variant.clone(),
+            config: ContainerConfig {
+                working_dir: "/".into(),
+                env: vec![format!("PATH={DEFAULT_PATH}")],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        view: FsView::new(),
+        layers: Vec::new(),
+        env: EnvList::default(),
+        cmd_set: false,
+    }
+}
+
+/// Shell form gets the image's SHELL (default `/bin/sh -c`) in front (BuildKit's withShell).
+fn with_shell(config: &ContainerConfig, cmd: &ShellOrExec) -> Vec<String> {
+    match cmd {
+        ShellOrExec::Exec(args) => args.clone(),
+        ShellOrExec::Shell(line) => {
+            let mut args = if config.shell.is_empty() {
+                vec!["/bin/sh".to_string(), "-c".to_string()]
+            } else {
+                config.shell.clone()
+            };
+            args.push(line.clone());
+            args
+        }
+    }
+}
+
+fn healthcheck(h: &HealthArgs) -> Healthcheck {
+    let nanos = |d: Option<Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+    let test = match &h.test {
+        None => vec!["NONE".to_string()],
+        Some(ShellOrExec::Shell(line)) => vec!["CMD-SHELL".to_string(), line.clone()],
+        Some(ShellOrExec::Exec(args)) => std::iter::once("CMD".to_string()).chain(args.iter().cloned()).collect(),
+    };
+    Healthcheck {
+        test,
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        start_period: nanos(h.start_period),
+        start_interval: nanos(h.start_interval),
+        retries: h.retries.map_or(0, i64::from),
+    }
+}
+
+/// `--chmod`: octal up to 07777 (symbolic modes are not supported yet).
+fn parse_chmod(s: &str) -> Result<u32> {
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(Error::Usage(format!(
+            "invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777"
+        ))),
+    }
+}
+
+/// `user[:group]` as uid and gid, looked up in the filesystem's /etc/passwd and /etc/group
+/// like BuildKit's readUser: an unknown user name is 0, a group defaults to the user's.
+fn resolve_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let numeric = |s: &str| if s == "root" { Some(0) } else { s.parse::<u32>().ok() };
+    let (mut uid, mut gid) = (0, 0);
+    match numeric(user) {
+        Some(n) => (uid, gid) = (n, n),
+        None => {
+            if let Some(line) = read_text(view, "/etc/passwd")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 4 && f[0] == user)
+            {
+                uid = line[2].parse().unwrap_or(0);
+                gid = line[3].parse().unwrap_or(0);
+            }
+        }
+    }
+    if let Some(group) = group {
+        match numeric(group) {
+            Some(n) => gid = n,
+            None => {
+                if let Some(line) = read_text(view, "/etc/group")
+                    .lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() >= 3 && f[0] == group)
+                {
+                    gid = line[2].parse().unwrap_or(gid);
+                }
+            }
+        }
+    }
+    Ok((uid, gid))
+}
+
+/// A small text file of the image (passwd, group), empty when absent or unreadable.
+fn read_text(view: &FsView, path: &str) -> String {
+    let Ok(Some((_, node))) = view.stat(path) else {
+        return String::new();
+    };
+    match &node.content {
+        Content::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Content::Local(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// EXPOSE values: `80`, `80/udp`, `8000-8002/tcp` → each port with its protocol.
+fn parse_port(spec: &str) -> Result<Vec<String>> {
+    let bad = || Error::Usage(format!("invalid containerPort: {spec}"));
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(Error::Usage(format!("invalid proto: {proto}")));
+    }
+    // An "ip:hostPort:containerPort" mapping keeps only the container port.
+    let ports = ports.rsplit(':').next().unwrap_or(ports);
+    let (start, end) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        None => {
+            let p = ports.parse::<u16>().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if end < start {
+        return Err(bad());
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// STOPSIGNAL: a signal name (with or without SIG) or number.
+fn validate_signal(s: &str) -> Result<()> {
+    const NAMES: [&str; 31] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
+        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
+        "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    ];
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let ok = s.parse::<u32>().is_ok_and(|n| n > 0 && n <= 64)
+        || NAMES.contains(&name)
+        || name.starts_with("RTMIN")
+        || name.starts_with("RTMAX");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("Invalid signal: {s}")))
+    }
+}

@@ -1,0 +1,230 @@
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use hoist::build::{BuildOptions, ImageFormat};
+use hoist::copy::{CopyOptions, CopyReport};
+use hoist::oci::Platform;
+use hoist::reference::{ImageRef, LayoutRef, RegistryRef};
+use hoist::{Error, Result};
+
+use super::Context;
+
+/// Where an image goes when neither --push nor --output says.
+const DEFAULT_OUTPUT: &str = "hoist-out";
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    Docker,
+    Oci,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// The Dockerfile (default CONTEXT/Dockerfile, else CONTEXT/Containerfile; `-` reads stdin).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name the image (repeatable); pushed with --push.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Push to every -t reference.
+    #[arg(long)]
+    pub push: bool,
+    /// Write the image to oci:DIR[:NAME], docker-archive:FILE[:NAME:TAG] or a registry reference.
+    #[arg(long = "output", short = 'o')]
+    pub outputs: Vec<String>,
+    /// K=V, or K to take the value from the environment.
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build this stage instead of the last.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Add a label to the image config (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Add a manifest annotation (repeatable; written with --format oci).
+    #[arg(long = "annotation")]
+    pub annotations: Vec<String>,
+    /// docker: Docker schema 2 media types (what docker push makes); oci: OCI media types.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: Format,
+    /// The target platform (default: this machine's).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+fn key_values(items: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::Usage(format!("{flag} `{item}` is not KEY=VALUE"))),
+        })
+        .collect()
+}
+
+fn build_args(items: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => return Err(Error::Usage(format!("--build-arg `{item}` has no name"))),
+            // `--build-arg K`: from the environment, like docker; unset means not given.
+            None => {
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the Dockerfile: its name for messages, its path (if a file) and its text.
+fn read_dockerfile(context: &Path, file: Option<&Path>) -> Result<(String, Option<PathBuf>, String)> {
+    let path = match file {
+        Some(p) if p == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::io("<stdin>", e))?;
+            return Ok(("Dockerfile".into(), None, text));
+        }
+        Some(p) => p.to_path_buf(),
+        None => {
+            let docker = context.join("Dockerfile");
+            let container = context.join("Containerfile");
+            if !docker.exists() && container.exists() {
+                container
+            } else {
+                docker
+            }
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Usage(format!("{}: no such Dockerfile", path.display()))
+        } else {
+            Error::io(&path, e)
+        }
+    })?;
+    let name = path
+        .file_name()
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+    Ok((name, Some(path), text))
+}
+
+fn epoch(build_args: &BTreeMap<String, String>) -> Result<Option<i64>> {
+    let value = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|v| !v.is_empty());
+    value
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| Error::Usage(format!("SOURCE_DATE_EPOCH `{v}` is not a number of seconds")))
+        })
+        .transpose()
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("HOIST_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hoist")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("hoist")))
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| RegistryRef::parse(t))
+        .collect::<Result<Vec<_>>>()?;
+    if args.push && tags.is_empty() {
+        return Err(Error::Usage("--push needs at least one -t REFERENCE to push to".into()));
+    }
+    let mut destinations: Vec<ImageRef> = args
+        .outputs
+        .iter()
+        .map(|o| ImageRef::parse(o))
+        .collect::<Result<_>>()?;
+    if args.push {
+        destinations.extend(tags.iter().cloned().map(ImageRef::Registry));
+    }
+    if destinations.is_empty() {
+        destinations.push(ImageRef::Layout(LayoutRef {
+            dir: PathBuf::from(DEFAULT_OUTPUT),
+            name: Some(tags.first().map_or("latest".into(), |t| t.tag_or_latest().to_string())),
+        }));
+    }
+    let build_args = build_args(&args.build_args)?;
+    let (dockerfile_name, dockerfile_path, dockerfile) = read_dockerfile(&args.context, args.file.as_deref())?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p).map_err(Error::Usage)?,
+        None => Platform::host(),
+    };
+    let cache_dir = cache_dir();
+    // The outputs and the cache are never part of the context, even when inside it.
+    let mut skipped: Vec<PathBuf> = destinations
+        .iter()
+        .filter_map(|d| match d {
+            ImageRef::Layout(l) => Some(l.dir.clone()),
+            ImageRef::Archive(a) => Some(a.path.clone()),
+            ImageRef::Registry(_) => None,
+        })
+        .collect();
+    skipped.push(PathBuf::from(DEFAULT_OUTPUT));
+    skipped.extend(cache_dir.clone());
+    let options = BuildOptions {
+        context: args.context.clone(),
+        dockerfile_name,
+        dockerfile_path,
+        dockerfile,
+        epoch: epoch(&build_args)?,
+        build_args,
+        target: args.target.clone(),
+        platform,
+        labels: key_values(&args.labels, "--label")?,
+        annotations: key_values(&args.annotations, "--annotation")?,
+        format: match args.format {
+            Format::Docker => ImageFormat::Docker,
+            Format::Oci => ImageFormat::Oci,
+        },
+        cache_dir,
+        skipped,
+    };
+    let image = hoist::build::build(&ctx.client, &options).await?;
+    let source = hoist::build::as_source(&image);
+    let mut reports: Vec<CopyReport> = Vec::new();
+    for destination in &destinations {
+        // An archive is named by the first tag unless the destination names it.
+        let destination = match destination {
+            ImageRef::Archive(a) if a.name.is_none() => {
+                let mut a = a.clone();
+                a.name = tags.first().cloned();
+                ImageRef::Archive(a)
+            }
+            other => other.clone(),
+        };
+        reports.push(hoist::copy::copy_source(&ctx.client, &source, &destination, &CopyOptions::default(), None).await?);
+    }
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        digest: &'a hoist::reference::Digest,
+        outputs: Vec<&'a str>,
+    }
+    let out = Out {
+        digest: &image.manifest.digest,
+        outputs: reports.iter().map(|r| r.destination.as_str()).collect(),
+    };
+    ctx.print(&out, || {
+        format!("built {} → {}", image.manifest.digest, out.outputs.join(", "))
+    });
+    Ok(())
+}
