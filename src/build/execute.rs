@@ -288,6 +288,13 @@ impl<'a> Builder<'a> {
             .map_err(|e| Error::Usage(e.to_string()))
     }
 
+    fn expand_pairs(&self, pairs: &[(String, String)], env: &EnvList) -> Result<Vec<(String, String)>> {
+        pairs
+            .iter()
+            .map(|(k, v)| Ok((self.expand(k, env)?, self.expand(v, env)?)))
+            .collect()
+    }
+
     fn history(&self, state: &mut StageState, created_by: String, with_layer: bool) {
         state.config.history.push(History {
             created: Some(rfc3339(self.now, 0)),
@@ -305,10 +312,10 @@ impl<'a> Builder<'a> {
                 "RUN is not supported yet: hoist builds images from COPY, ADD and metadata instructions only".into(),
             )),
             Command::Env(pairs) => {
+                // Every pair is expanded with the environment from before the instruction.
+                let pairs = self.expand_pairs(pairs, &state.env)?;
                 let mut message = String::from("ENV");
-                for (k, v) in pairs {
-                    let key = self.expand(k, &state.env)?;
-                    let value = self.expand(v, &state.env)?;
+                for (key, value) in pairs {
                     message.push_str(&format!(" {key}={value}"));
                     state.env.set(&key, &value);
                     state.config.config.set_env(&key, &value);
@@ -317,10 +324,9 @@ impl<'a> Builder<'a> {
                 Ok(())
             }
             Command::Label(pairs) => {
+                let pairs = self.expand_pairs(pairs, &state.env)?;
                 let mut message = String::from("LABEL");
-                for (k, v) in pairs {
-                    let key = self.expand(k, &state.env)?;
-                    let value = self.expand(v, &state.env)?;
+                for (key, value) in pairs {
                     message.push_str(&format!(" {key}={value}"));
                     state.config.config.labels.insert(key, value);
                 }
@@ -579,12 +585,12 @@ impl<'a> Builder<'a> {
                 include: include.as_ref(),
                 ..spec.clone()
             };
-            let copied = if is_add && from.is_none() {
-                self.add_local(&src_view, &root, &mut target, &dest_abs, &spec)
+            if is_add && from.is_none() {
+                self.add_local(&src_view, &root, &mut target, &dest_abs, &spec)?;
             } else {
                 fileop::copy(&src_view, &root, &mut target, &dest_abs, &spec)
-            };
-            copied.map_err(|e| self.copy_error(e, from.is_none()))?;
+                    .map_err(|e| self.copy_error(e, from.is_none()))?;
+            }
         }
         for heredoc in &args.heredocs {
             message.push_str(&format!(" <<{}", heredoc.name));
@@ -634,17 +640,100 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// ADD of a local source: a file that is a tar archive (plain, gzip, bzip2, xz) is
-    /// unpacked into the destination; anything else is copied like COPY.
-    fn add_local(
-        &self,
-        src: &FsView,
-        path: &str,
-        dst: &mut FsView,
-        dest: &str,
-        spec: &CopySpec,
-    ) -> std::result::Result<(), FileOpError> {
-        fileop::copy(src, path, dst, dest, spec)
+    /// ADD of a local source: a file that is a tar archive (plain or gzip) is unpacked into
+    /// the destination directory (BuildKit's `unpack`); anything else is copied like COPY.
+    fn add_local(&self, src: &FsView, path: &str, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<()> {
+        let path = fileop::clean_keep_slash(path);
+        let dest = fileop::clean_keep_slash(dest);
+        let matches = fileop::resolve_wildcards(src, &path).map_err(|e| self.copy_error(e, true))?;
+        for matched in matches {
+            let archive = match src.stat(&matched) {
+                Ok(Some((_, node))) if node.kind == Kind::File => match &node.content {
+                    Content::Local(file) if is_tar_archive(file) => Some(file.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match archive {
+                Some(file) => self.untar(&file, dst, &dest, spec)?,
+                None => fileop::copy_one(src, &matched, dst, &dest, spec).map_err(|e| self.copy_error(e, true))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpacks a tar (plain or gzip) into `dest` of `dst`: entries keep their header's mode,
+    /// owner (or `--chown`'s) and mtime; contents go to the build's work directory.
+    fn untar(&self, archive: &Path, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<()> {
+        let what = archive.display().to_string();
+        let (uid, gid) = spec.chown.unwrap_or((0, 0));
+        let root = dst.resolve(&clean_abs(dest), true).map_err(|e| Error::Usage(e.to_string()))?;
+        dst.mkdir_all(&root, 0o755, uid, gid, self.now)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
+        let reader: Box<dyn Read> = if is_gzip(archive) {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let store = self.work.path().join("unpacked");
+        std::fs::create_dir_all(&store).map_err(|e| Error::io(&store, e))?;
+        let bad = |e: std::io::Error| Error::malformed(&what, format!("unreadable archive: {e}"));
+        let mut tar = tar::Archive::new(reader);
+        for (n, entry) in tar.entries().map_err(bad)?.enumerate() {
+            let mut entry = entry.map_err(bad)?;
+            let rel = baseindex::entry_path(&entry.path_bytes(), &what)?;
+            if rel == "/" {
+                continue;
+            }
+            let path = format!("{}{rel}", if root == "/" { "" } else { root.as_str() });
+            let header = entry.header().clone();
+            let owner = spec.chown.unwrap_or((
+                header.uid().unwrap_or(0) as u32,
+                header.gid().unwrap_or(0) as u32,
+            ));
+            let link = || {
+                entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            };
+            let (kind, size, content) = match header.entry_type() {
+                tar::EntryType::Directory => (Kind::Dir, 0, Content::None),
+                tar::EntryType::Symlink => (Kind::Symlink(link()), 0, Content::None),
+                tar::EntryType::Link => {
+                    let target = baseindex::entry_path(link().as_bytes(), &what)?;
+                    let target = format!("{}{target}", if root == "/" { "" } else { root.as_str() });
+                    (Kind::Hardlink(target), 0, Content::None)
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let local = store.join(format!("{}-{n}", archive_tag(archive)));
+                    let mut out = std::fs::File::create(&local).map_err(|e| Error::io(&local, e))?;
+                    let size = std::io::copy(&mut entry, &mut out).map_err(bad)?;
+                    (Kind::File, size, Content::Local(local))
+                }
+                _ => continue,
+            };
+            let parent = super::fsview::parent_of(&path).unwrap_or("/").to_string();
+            dst.mkdir_all(&parent, 0o755, 0, 0, self.now)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if kind != Kind::Dir && dst.get(&path).is_some_and(Node::is_dir) {
+                dst.remove_tree(&path);
+            }
+            dst.put(
+                &path,
+                Node {
+                    kind,
+                    mode: header.mode().unwrap_or(0o644) & 0o7777,
+                    uid: owner.0,
+                    gid: owner.1,
+                    mtime: header.mtime().unwrap_or(0) as i64,
+                    size,
+                    content,
+                },
+            );
+        }
+        Ok(())
     }
 
     fn copy_error(&self, e: FileOpError, from_context: bool) -> Error {
@@ -792,6 +881,36 @@ impl<'a> Builder<'a> {
             work: Some(self.work),
         })
     }
+}
+
+/// Whether a file starts like a tar or a gzip'd tar (what ADD unpacks).
+fn is_tar_archive(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let reader: Box<dyn Read> = if is_gzip(path) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive
+        .entries()
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .is_some_and(|first| first.is_ok())
+}
+
+fn is_gzip(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == [0x1f, 0x8b])
+}
+
+/// A short unique name for files unpacked from an archive.
+fn archive_tag(path: &Path) -> String {
+    crate::reference::Digest::sha256_of(path.as_os_str().as_encoded_bytes()).hex()[..12].to_string()
 }
 
 fn stage_names(plan: &Plan) -> BTreeMap<String, usize> {

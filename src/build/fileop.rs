@@ -67,7 +67,7 @@ pub fn copy(
 }
 
 /// fsutil `Copy` for one source (already wildcard-resolved).
-fn copy_one(src: &FsView, src_path: &str, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<(), FileOpError> {
+pub fn copy_one(src: &FsView, src_path: &str, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<(), FileOpError> {
     let (owner_uid, owner_gid) = spec.chown.unwrap_or((0, 0));
     let dir_mode = spec.chmod.map_or(0o755, |m| m & 0o777);
     // The destination's directory part (or all of it, for `dir/`) must exist.
@@ -320,7 +320,7 @@ impl Copier<'_, '_> {
 /// fsutil `ResolveWildcards`: the path up to the first component with a wildcard is followed,
 /// the rest is matched (Go `filepath.Match`) against paths below it; a matched directory is
 /// not searched further. Without wildcards the path itself is returned.
-fn resolve_wildcards(src: &FsView, path: &str) -> Result<Vec<String>, FileOpError> {
+pub fn resolve_wildcards(src: &FsView, path: &str) -> Result<Vec<String>, FileOpError> {
     let mut fixed = Vec::new();
     let mut pattern = Vec::new();
     for component in path.split('/').filter(|c| !c.is_empty()) {

@@ -4,6 +4,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod build_diff;
 mod commands;
 mod copy;
 mod endpoints;

@@ -193,9 +193,11 @@ impl Reference {
             .arg(format!("docker-archive:{}", archive.display()))
             .arg(format!("oci:{}:ref", layout.display())));
         let tree = unpack_layout(&layout, "ref", &dir.path().join("unpacked"));
+        // The config as Docker stored it: the OCI copy would drop Docker's own fields
+        // (Healthcheck, OnBuild, Shell) in the conversion.
         let raw = run(Command::new("skopeo")
             .args(["inspect", "--config", "--raw"])
-            .arg(format!("oci:{}:ref", layout.display())));
+            .arg(format!("docker-archive:{}", archive.display())));
         let config = serde_json::from_slice(&raw).expect("image config is JSON");
         Ok(RefImage {
             tree,
