@@ -131,14 +131,26 @@ impl Source {
                 match image.blobs.get(&desc.digest) {
                     Some(BlobOrigin::Remote(source)) => Box::pin(source.blob(desc)).await,
                     Some(BlobOrigin::File(path)) => {
-                        let file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path, e))?;
+                        let file = tokio::fs::File::open(path)
+                            .await
+                            .map_err(|e| Error::io(path, e))?;
                         let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
-                        Ok(verify_stream(Box::pin(stream), desc.digest.clone(), desc.size, what))
+                        Ok(verify_stream(
+                            Box::pin(stream),
+                            desc.digest.clone(),
+                            desc.size,
+                            what,
+                        ))
                     }
                     Some(BlobOrigin::Bytes(bytes)) => {
                         let bytes = bytes.clone();
                         let stream = futures_util::stream::once(async move { Ok(bytes) });
-                        Ok(verify_stream(Box::pin(stream), desc.digest.clone(), desc.size, what))
+                        Ok(verify_stream(
+                            Box::pin(stream),
+                            desc.digest.clone(),
+                            desc.size,
+                            what,
+                        ))
                     }
                     None => Err(Error::NotFound { what }),
                 }

@@ -89,13 +89,22 @@ impl Context {
     pub fn view(&self) -> Result<FsView> {
         let mut view = FsView::new();
         let root_meta = std::fs::metadata(&self.root).map_err(|e| Error::io(&self.root, e))?;
-        view.put_base("/", Node::dir(root_meta.mode() & 0o7777, 0, 0, root_meta.mtime()));
+        view.put_base(
+            "/",
+            Node::dir(root_meta.mode() & 0o7777, 0, 0, root_meta.mtime()),
+        );
         self.walk(&self.root, "", false, &mut view)?;
         Ok(view)
     }
 
     /// Adds the entries under `dir`; returns whether anything was included.
-    fn walk(&self, dir: &Path, rel: &str, parent_excluded: bool, view: &mut FsView) -> Result<bool> {
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        parent_excluded: bool,
+        view: &mut FsView,
+    ) -> Result<bool> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .collect::<std::io::Result<_>>()
@@ -104,7 +113,7 @@ impl Context {
         let mut any = false;
         for entry in entries {
             let path = entry.path();
-            if self.skipped.iter().any(|s| *s == path) {
+            if self.skipped.contains(&path) {
                 continue;
             }
             let name = entry.file_name();

@@ -16,7 +16,8 @@ use super::fsview::{Content, FsView, Kind, Node, clean_abs};
 use super::gofmt;
 use super::ignore::PatternMatcher;
 use super::image::{
-    ContainerConfig, DEFAULT_PATH, Empty, HISTORY_COMMENT, Healthcheck, History, ImageConfig, rfc3339,
+    ContainerConfig, DEFAULT_PATH, Empty, HISTORY_COMMENT, Healthcheck, History, ImageConfig,
+    rfc3339,
 };
 use super::layer::write_layer;
 use super::plan::{Base, EnvList, Plan, Stage};
@@ -161,19 +162,19 @@ impl<'a> Builder<'a> {
     }
 
     async fn run_stage(&mut self, stage: &Stage) -> Result<StageState> {
-        let platform = stage.platform.clone().unwrap_or_else(|| self.options.platform.clone());
+        let platform = stage
+            .platform
+            .clone()
+            .unwrap_or_else(|| self.options.platform.clone());
         let mut state = match &stage.base {
             Base::Scratch => scratch_state(&platform),
-            Base::Stage(i) => self.stages[*i]
-                .clone()
-                .ok_or_else(|| Error::Internal(format!("stage {i} was not built before its use")))?,
-            Base::Image(reference) => {
-                let image = self
-                    .resolve_image(reference, &platform)
-                    .await
-                    .map_err(|e| self.at_line(stage.from_line, e))?;
-                image
-            }
+            Base::Stage(i) => self.stages[*i].clone().ok_or_else(|| {
+                Error::Internal(format!("stage {i} was not built before its use"))
+            })?,
+            Base::Image(reference) => self
+                .resolve_image(reference, &platform)
+                .await
+                .map_err(|e| self.at_line(stage.from_line, e))?,
         };
         if state.config.config.env_value("PATH").is_none() {
             state.config.config.env.push(format!("PATH={DEFAULT_PATH}"));
@@ -188,8 +189,12 @@ impl<'a> Builder<'a> {
         let triggers = std::mem::take(&mut state.config.config.on_build);
         let mut instructions = Vec::new();
         for trigger in &triggers {
-            let mut instruction = super::dockerfile::parse_trigger(trigger)
-                .map_err(|e| self.error(stage.from_line, format!("ONBUILD trigger `{trigger}`: {}", e.message)))?;
+            let mut instruction = super::dockerfile::parse_trigger(trigger).map_err(|e| {
+                self.error(
+                    stage.from_line,
+                    format!("ONBUILD trigger `{trigger}`: {}", e.message),
+                )
+            })?;
             instruction.line = stage.from_line;
             instructions.push(instruction);
         }
@@ -221,7 +226,10 @@ impl<'a> Builder<'a> {
         let source = Arc::new(Source::open(self.client, &image_ref)?);
         let manifest = source.image_for(platform).await?;
         let Parsed::Image(parsed) = manifest.parse()? else {
-            return Err(Error::malformed(reference, "the platform's manifest is an index"));
+            return Err(Error::malformed(
+                reference,
+                "the platform's manifest is an index",
+            ));
         };
         let (_, config_bytes, _) = source.config(&manifest).await?;
         let config: ImageConfig = serde_json::from_slice(&config_bytes)
@@ -232,12 +240,9 @@ impl<'a> Builder<'a> {
                 "its config and manifest disagree on the number of layers",
             ));
         }
-        let indexes = futures_util::future::try_join_all(
-            parsed
-                .layers
-                .iter()
-                .map(|layer| baseindex::layer_index(&source, layer, self.options.cache_dir.as_deref())),
-        )
+        let indexes = futures_util::future::try_join_all(parsed.layers.iter().map(|layer| {
+            baseindex::layer_index(&source, layer, self.options.cache_dir.as_deref())
+        }))
         .await?;
         let mut view = FsView::new();
         for (layer, index) in parsed.layers.iter().zip(&indexes) {
@@ -288,7 +293,11 @@ impl<'a> Builder<'a> {
             .map_err(|e| Error::Usage(e.to_string()))
     }
 
-    fn expand_pairs(&self, pairs: &[(String, String)], env: &EnvList) -> Result<Vec<(String, String)>> {
+    fn expand_pairs(
+        &self,
+        pairs: &[(String, String)],
+        env: &EnvList,
+    ) -> Result<Vec<(String, String)>> {
         pairs
             .iter()
             .map(|(k, v)| Ok((self.expand(k, env)?, self.expand(v, env)?)))
@@ -305,7 +314,12 @@ impl<'a> Builder<'a> {
         });
     }
 
-    async fn dispatch(&mut self, state: &mut StageState, instruction: &Instruction, stage: &Stage) -> Result<()> {
+    async fn dispatch(
+        &mut self,
+        state: &mut StageState,
+        instruction: &Instruction,
+        stage: &Stage,
+    ) -> Result<()> {
         match &instruction.command {
             Command::From { .. } => Err(Error::Internal("FROM inside a stage".into())),
             Command::Run { .. } => Err(Error::Usage(
@@ -480,26 +494,54 @@ impl<'a> Builder<'a> {
         stage: &Stage,
     ) -> Result<()> {
         let word = |w: &str| self.expand(w, &state.env);
-        let sources: Vec<String> = args.sources.iter().map(|s| word(s)).collect::<Result<_>>()?;
+        let sources: Vec<String> = args
+            .sources
+            .iter()
+            .map(|s| word(s))
+            .collect::<Result<_>>()?;
         let dest = word(&args.dest)?;
-        let chown = args.chown.as_deref().map(&word).transpose()?.filter(|s| !s.is_empty());
-        let chmod = args.chmod.as_deref().map(&word).transpose()?.filter(|s| !s.is_empty());
+        let chown = args
+            .chown
+            .as_deref()
+            .map(&word)
+            .transpose()?
+            .filter(|s| !s.is_empty());
+        let chmod = args
+            .chmod
+            .as_deref()
+            .map(&word)
+            .transpose()?
+            .filter(|s| !s.is_empty());
         let name = if is_add { "ADD" } else { "COPY" };
-        if let Some(src) = sources.iter().find(|s| s.starts_with("http://") || s.starts_with("https://")) {
+        if let Some(src) = sources
+            .iter()
+            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+        {
             if !is_add {
                 return Err(Error::Usage("source can't be a URL for COPY".into()));
             }
-            return Err(Error::Usage(format!("ADD from a URL ({src}) is not supported yet")));
+            return Err(Error::Usage(format!(
+                "ADD from a URL ({src}) is not supported yet"
+            )));
         }
         if args.checksum.is_some() {
-            return Err(Error::Usage("checksum requires HTTP(S) or Git sources".into()));
+            return Err(Error::Usage(
+                "checksum requires HTTP(S) or Git sources".into(),
+            ));
         }
         let mode = chmod.as_deref().map(parse_chmod).transpose()?;
-        let owner = chown.as_deref().map(|c| resolve_user(&state.view, c)).transpose()?;
+        let owner = chown
+            .as_deref()
+            .map(|c| resolve_user(&state.view, c))
+            .transpose()?;
         let exclude = if args.exclude.is_empty() {
             None
         } else {
-            let patterns: Vec<String> = args.exclude.iter().map(|p| word(p)).collect::<Result<_>>()?;
+            let patterns: Vec<String> = args
+                .exclude
+                .iter()
+                .map(|p| word(p))
+                .collect::<Result<_>>()?;
             Some(PatternMatcher::new(&patterns).map_err(|e| Error::Usage(e.to_string()))?)
         };
         let workdir = state.config.config.working_dir.clone();
@@ -517,8 +559,13 @@ impl<'a> Builder<'a> {
         // The source filesystem: another stage, an image, or the build context.
         let from = args.from.as_deref();
         let from_stage = match from {
-            Some(f) => super::plan::stage_ref(f, &stage_names(self.plan), self.plan.stages.len(), instruction.line)
-                .map_err(|e| Error::Usage(e.message))?,
+            Some(f) => super::plan::stage_ref(
+                f,
+                &stage_names(self.plan),
+                self.plan.stages.len(),
+                instruction.line,
+            )
+            .map_err(|e| Error::Usage(e.message))?,
             None => None,
         };
         if let Some(i) = from_stage
@@ -617,8 +664,17 @@ impl<'a> Builder<'a> {
                     content: Content::Bytes(Arc::new(content.into_bytes())),
                 },
             );
-            fileop::copy(&doc, &path, &mut target, &dest_abs, &CopySpec { include: None, ..spec.clone() })
-                .map_err(|e| self.copy_error(e, false))?;
+            fileop::copy(
+                &doc,
+                &path,
+                &mut target,
+                &dest_abs,
+                &CopySpec {
+                    include: None,
+                    ..spec.clone()
+                },
+            )
+            .map_err(|e| self.copy_error(e, false))?;
         }
         message.push_str(&format!(" {dest}"));
         if args.link {
@@ -642,10 +698,18 @@ impl<'a> Builder<'a> {
 
     /// ADD of a local source: a file that is a tar archive (plain or gzip) is unpacked into
     /// the destination directory (BuildKit's `unpack`); anything else is copied like COPY.
-    fn add_local(&self, src: &FsView, path: &str, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<()> {
+    fn add_local(
+        &self,
+        src: &FsView,
+        path: &str,
+        dst: &mut FsView,
+        dest: &str,
+        spec: &CopySpec,
+    ) -> Result<()> {
         let path = fileop::clean_keep_slash(path);
         let dest = fileop::clean_keep_slash(dest);
-        let matches = fileop::resolve_wildcards(src, &path).map_err(|e| self.copy_error(e, true))?;
+        let matches =
+            fileop::resolve_wildcards(src, &path).map_err(|e| self.copy_error(e, true))?;
         for matched in matches {
             let archive = match src.stat(&matched) {
                 Ok(Some((_, node))) if node.kind == Kind::File => match &node.content {
@@ -656,7 +720,8 @@ impl<'a> Builder<'a> {
             };
             match archive {
                 Some(file) => self.untar(&file, dst, &dest, spec)?,
-                None => fileop::copy_one(src, &matched, dst, &dest, spec).map_err(|e| self.copy_error(e, true))?,
+                None => fileop::copy_one(src, &matched, dst, &dest, spec)
+                    .map_err(|e| self.copy_error(e, true))?,
             }
         }
         Ok(())
@@ -667,7 +732,9 @@ impl<'a> Builder<'a> {
     fn untar(&self, archive: &Path, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<()> {
         let what = archive.display().to_string();
         let (uid, gid) = spec.chown.unwrap_or((0, 0));
-        let root = dst.resolve(&clean_abs(dest), true).map_err(|e| Error::Usage(e.to_string()))?;
+        let root = dst
+            .resolve(&clean_abs(dest), true)
+            .map_err(|e| Error::Usage(e.to_string()))?;
         dst.mkdir_all(&root, 0o755, uid, gid, self.now)
             .map_err(|e| Error::Usage(e.to_string()))?;
         let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
@@ -703,12 +770,14 @@ impl<'a> Builder<'a> {
                 tar::EntryType::Symlink => (Kind::Symlink(link()), 0, Content::None),
                 tar::EntryType::Link => {
                     let target = baseindex::entry_path(link().as_bytes(), &what)?;
-                    let target = format!("{}{target}", if root == "/" { "" } else { root.as_str() });
+                    let target =
+                        format!("{}{target}", if root == "/" { "" } else { root.as_str() });
                     (Kind::Hardlink(target), 0, Content::None)
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let local = store.join(format!("{}-{n}", archive_tag(archive)));
-                    let mut out = std::fs::File::create(&local).map_err(|e| Error::io(&local, e))?;
+                    let mut out =
+                        std::fs::File::create(&local).map_err(|e| Error::io(&local, e))?;
                     let size = std::io::copy(&mut entry, &mut out).map_err(bad)?;
                     (Kind::File, size, Content::Local(local))
                 }
@@ -743,7 +812,9 @@ impl<'a> Builder<'a> {
                 match self.context.as_ref().and_then(|(c, _)| c.ignored(&path)) {
                     Some(file) => Error::Usage(format!(
                         "COPY source \"{rel}\" is excluded by {}",
-                        file.file_name().map_or("the ignore file".into(), |f| f.to_string_lossy().to_string())
+                        file.file_name().map_or("the ignore file".into(), |f| f
+                            .to_string_lossy()
+                            .to_string())
                     )),
                     None => Error::Usage(format!("\"/{rel}\": not found in the build context")),
                 }
@@ -783,14 +854,23 @@ impl<'a> Builder<'a> {
             match content {
                 Content::Local(path) => open(path),
                 Content::Bytes(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))),
-                Content::Layer { layer, path } => match extracted.get(&(layer.clone(), path.clone())) {
-                    Some(file) => open(file),
-                    None => Err(Error::Internal(format!("{path} of layer {layer} was not extracted"))),
-                },
+                Content::Layer { layer, path } => {
+                    match extracted.get(&(layer.clone(), path.clone())) {
+                        Some(file) => open(file),
+                        None => Err(Error::Internal(format!(
+                            "{path} of layer {layer} was not extracted"
+                        ))),
+                    }
+                }
                 Content::None => Ok(Box::new(std::io::empty())),
             }
         };
-        let layer = write_layer(&entries, &opener, self.options.epoch, &self.work.path().join("blobs"))?;
+        let layer = write_layer(
+            &entries,
+            &opener,
+            self.options.epoch,
+            &self.work.path().join("blobs"),
+        )?;
         state.config.rootfs.diff_ids.push(layer.diff_id.clone());
         state.layers.push(LayerRef {
             descriptor: layer.descriptor,
@@ -808,7 +888,10 @@ impl<'a> Builder<'a> {
             if let Content::Layer { layer, path } = &node.content
                 && !self.extracted.contains_key(&(layer.clone(), path.clone()))
             {
-                wanted.entry(layer.clone()).or_default().insert(path.clone());
+                wanted
+                    .entry(layer.clone())
+                    .or_default()
+                    .insert(path.clone());
             }
         }
         for (layer, paths) in wanted {
@@ -822,7 +905,10 @@ impl<'a> Builder<'a> {
             let found = baseindex::extract_files(&source, &desc, paths.clone(), &dir).await?;
             for path in paths {
                 let file = found.get(&path).cloned().ok_or_else(|| {
-                    Error::malformed(format!("layer {layer}"), format!("{path} is listed but has no content"))
+                    Error::malformed(
+                        format!("layer {layer}"),
+                        format!("{path} is listed but has no content"),
+                    )
                 })?;
                 self.extracted.insert((layer.clone(), path), file);
             }
@@ -837,11 +923,23 @@ impl<'a> Builder<'a> {
         state.config.os = platform.os.clone();
         state.config.variant = platform.variant.clone();
         state.config.created = Some(rfc3339(self.now, 0));
-        state.config.config.labels.extend(self.options.labels.clone());
+        state
+            .config
+            .config
+            .labels
+            .extend(self.options.labels.clone());
         state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.clone()).collect();
         let (manifest_type, config_type, gzip_type) = match self.options.format {
-            ImageFormat::Docker => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG, media::DOCKER_LAYER_GZIP),
-            ImageFormat::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG, media::OCI_LAYER_GZIP),
+            ImageFormat::Docker => (
+                media::DOCKER_MANIFEST,
+                media::DOCKER_CONFIG,
+                media::DOCKER_LAYER_GZIP,
+            ),
+            ImageFormat::Oci => (
+                media::OCI_MANIFEST,
+                media::OCI_CONFIG,
+                media::OCI_LAYER_GZIP,
+            ),
         };
         let config_bytes = to_json_bytes(&state.config);
         let config_desc = Descriptor::of_bytes(config_type, &config_bytes);
@@ -849,7 +947,9 @@ impl<'a> Builder<'a> {
         let mut layers = Vec::new();
         for layer in &state.layers {
             let mut desc = layer.descriptor.clone();
-            if desc.media_type == media::OCI_LAYER_GZIP || desc.media_type == media::DOCKER_LAYER_GZIP {
+            if desc.media_type == media::OCI_LAYER_GZIP
+                || desc.media_type == media::DOCKER_LAYER_GZIP
+            {
                 desc.media_type = gzip_type.to_string();
             }
             blobs.insert(
@@ -869,12 +969,19 @@ impl<'a> Builder<'a> {
             config: config_desc,
             layers,
             subject: None,
-            annotations: (self.options.format == ImageFormat::Oci && !self.options.annotations.is_empty())
-                .then(|| self.options.annotations.clone()),
+            annotations: (self.options.format == ImageFormat::Oci
+                && !self.options.annotations.is_empty())
+            .then(|| self.options.annotations.clone()),
             extra: BTreeMap::new(),
         };
-        let manifest = RawManifest::new(to_json_bytes(&manifest), Some(manifest_type), "built manifest")?;
-        self.client.reporter().report(Event::Info(format!("built {}", manifest.digest)));
+        let manifest = RawManifest::new(
+            to_json_bytes(&manifest),
+            Some(manifest_type),
+            "built manifest",
+        )?;
+        self.client
+            .reporter()
+            .report(Event::Info(format!("built {}", manifest.digest)));
         Ok(BuiltImage {
             manifest,
             blobs,
@@ -961,7 +1068,9 @@ fn healthcheck(h: &HealthArgs) -> Healthcheck {
     let test = match &h.test {
         None => vec!["NONE".to_string()],
         Some(ShellOrExec::Shell(line)) => vec!["CMD-SHELL".to_string(), line.clone()],
-        Some(ShellOrExec::Exec(args)) => std::iter::once("CMD".to_string()).chain(args.iter().cloned()).collect(),
+        Some(ShellOrExec::Exec(args)) => std::iter::once("CMD".to_string())
+            .chain(args.iter().cloned())
+            .collect(),
     };
     Healthcheck {
         test,
@@ -990,7 +1099,13 @@ fn resolve_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let numeric = |s: &str| if s == "root" { Some(0) } else { s.parse::<u32>().ok() };
+    let numeric = |s: &str| {
+        if s == "root" {
+            Some(0)
+        } else {
+            s.parse::<u32>().ok()
+        }
+    };
     let (mut uid, mut gid) = (0, 0);
     match numeric(user) {
         Some(n) => (uid, gid) = (n, n),
@@ -1047,7 +1162,10 @@ fn parse_port(spec: &str) -> Result<Vec<String>> {
     // An "ip:hostPort:containerPort" mapping keeps only the container port.
     let ports = ports.rsplit(':').next().unwrap_or(ports);
     let (start, end) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
         None => {
             let p = ports.parse::<u16>().map_err(|_| bad())?;
             (p, p)
@@ -1062,9 +1180,9 @@ fn parse_port(spec: &str) -> Result<Vec<String>> {
 /// STOPSIGNAL: a signal name (with or without SIG) or number.
 fn validate_signal(s: &str) -> Result<()> {
     const NAMES: [&str; 31] = [
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
-        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
-        "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
     ];
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);

@@ -67,7 +67,13 @@ pub fn copy(
 }
 
 /// fsutil `Copy` for one source (already wildcard-resolved).
-pub fn copy_one(src: &FsView, src_path: &str, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<(), FileOpError> {
+pub fn copy_one(
+    src: &FsView,
+    src_path: &str,
+    dst: &mut FsView,
+    dest: &str,
+    spec: &CopySpec,
+) -> Result<(), FileOpError> {
     let (owner_uid, owner_gid) = spec.chown.unwrap_or((0, 0));
     let dir_mode = spec.chmod.map_or(0o755, |m| m & 0o777);
     // The destination's directory part (or all of it, for `dir/`) must exist.
@@ -149,7 +155,10 @@ impl Copier<'_, '_> {
                 include = false;
                 excluded = true;
             }
-            let exclusions = self.spec.exclude.is_some_and(PatternMatcher::has_exclusions);
+            let exclusions = self
+                .spec
+                .exclude
+                .is_some_and(PatternMatcher::has_exclusions);
             if !include && self.spec.include.is_none() && !exclusions {
                 return Ok(());
             }
@@ -176,7 +185,18 @@ impl Copier<'_, '_> {
                     dst: target.to_string(),
                     copied: false,
                 });
-                let result = self.copy_dir(src, components, target, &node, overwrite, include, excluded);
+                // Children inherit a pattern match of this directory, never the implicit
+                // inclusion of the copy's root.
+                let matched = !components.is_empty() && include && self.spec.include.is_some();
+                let result = self.copy_dir(
+                    src,
+                    components,
+                    target,
+                    &node,
+                    overwrite,
+                    (include, matched),
+                    excluded,
+                );
                 self.parents.pop();
                 result
             }
@@ -211,7 +231,7 @@ impl Copier<'_, '_> {
         target: &str,
         node: &Node,
         overwrite: bool,
-        include: bool,
+        (include, matched): (bool, bool),
         excluded: bool,
     ) -> Result<(), FileOpError> {
         let mut created = false;
@@ -221,8 +241,11 @@ impl Copier<'_, '_> {
                 p.copied = true;
             }
         }
-        let exclusions = self.spec.exclude.is_some_and(PatternMatcher::has_exclusions);
-        if !(excluded && !exclusions) {
+        let exclusions = self
+            .spec
+            .exclude
+            .is_some_and(PatternMatcher::has_exclusions);
+        if !excluded || exclusions {
             let children: Vec<String> = self.src.children(src).map(|(k, _)| k.clone()).collect();
             for child in children {
                 let name = base_name(&child);
@@ -236,14 +259,18 @@ impl Copier<'_, '_> {
                     &child_components,
                     &join(target, name),
                     true,
-                    include && self.spec.include.is_some(),
+                    matched,
                     excluded,
                 )?;
             }
         }
         // The directory's own metadata: always under a copied tree, else only if created.
         if include && (overwrite || created) {
-            let mut dir = self.dst.get(target).cloned().unwrap_or_else(|| node.clone());
+            let mut dir = self
+                .dst
+                .get(target)
+                .cloned()
+                .unwrap_or_else(|| node.clone());
             self.apply_info(&mut dir, node);
             self.dst.put(target, dir);
         }
@@ -252,10 +279,21 @@ impl Copier<'_, '_> {
 
     /// fsutil `copyDirectoryOnly`: creates the directory, or re-modes an existing one when
     /// overwriting metadata; a non-directory in the way is an error.
-    fn copy_directory_only(&mut self, target: &str, node: &Node, overwrite: bool) -> Result<bool, FileOpError> {
+    fn copy_directory_only(
+        &mut self,
+        target: &str,
+        node: &Node,
+        overwrite: bool,
+    ) -> Result<bool, FileOpError> {
         match self.dst.get(target) {
             None => {
-                self.dst.put(target, Node { content: super::fsview::Content::None, ..node.clone() });
+                self.dst.put(
+                    target,
+                    Node {
+                        content: super::fsview::Content::None,
+                        ..node.clone()
+                    },
+                );
                 Ok(true)
             }
             Some(existing) if !existing.is_dir() => {
@@ -372,9 +410,13 @@ fn has_wildcards(s: &str) -> bool {
     false
 }
 
+/// A malformed wildcard pattern (Go's `filepath.ErrBadPattern`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadPattern;
+
 /// Go's `path/filepath.Match` on `/`-separated names: `*` (not across `/`), `?`, `[...]`
 /// classes with ranges and `^` negation, `\` escapes. Err on a malformed pattern.
-pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
+pub fn go_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     // Iterative matching with one backtrack point per `*` (segments never cross '/').
@@ -396,7 +438,7 @@ pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
                             (ok && n[ni] != '/', next)
                         }
                         '\\' => {
-                            let esc = *p.get(pi + 1).ok_or(())?;
+                            let esc = *p.get(pi + 1).ok_or(BadPattern)?;
                             (esc == n[ni], pi + 2)
                         }
                         c => (c == n[ni], pi + 1),
@@ -428,13 +470,13 @@ pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
     }
 }
 
-fn validate_rest(p: &[char], mut i: usize) -> Result<(), ()> {
+fn validate_rest(p: &[char], mut i: usize) -> Result<(), BadPattern> {
     while i < p.len() {
         match p[i] {
             '[' => i = match_class(p, i, '\0')?.1,
             '\\' => {
                 if i + 1 >= p.len() {
-                    return Err(());
+                    return Err(BadPattern);
                 }
                 i += 2;
             }
@@ -445,7 +487,7 @@ fn validate_rest(p: &[char], mut i: usize) -> Result<(), ()> {
 }
 
 /// Matches `c` against the class starting at `p[start] == '['`; returns (matched, index after `]`).
-fn match_class(p: &[char], start: usize, c: char) -> Result<(bool, usize), ()> {
+fn match_class(p: &[char], start: usize, c: char) -> Result<(bool, usize), BadPattern> {
     let mut i = start + 1;
     let negated = p.get(i) == Some(&'^');
     if negated {
@@ -454,7 +496,7 @@ fn match_class(p: &[char], start: usize, c: char) -> Result<(bool, usize), ()> {
     let mut matched = false;
     let mut first = true;
     loop {
-        let ch = *p.get(i).ok_or(())?;
+        let ch = *p.get(i).ok_or(BadPattern)?;
         if ch == ']' && !first {
             return Ok((matched != negated, i + 1));
         }
@@ -473,18 +515,18 @@ fn match_class(p: &[char], start: usize, c: char) -> Result<(bool, usize), ()> {
 }
 
 /// Go's `getEsc`: one class character, `\` escapes; a bare `-` or `]` here is malformed.
-fn read_class_char(p: &[char], i: &mut usize) -> Result<char, ()> {
-    let mut ch = *p.get(*i).ok_or(())?;
+fn read_class_char(p: &[char], i: &mut usize) -> Result<char, BadPattern> {
+    let mut ch = *p.get(*i).ok_or(BadPattern)?;
     if ch == '-' || ch == ']' {
-        return Err(());
+        return Err(BadPattern);
     }
     if ch == '\\' {
         *i += 1;
-        ch = *p.get(*i).ok_or(())?;
+        ch = *p.get(*i).ok_or(BadPattern)?;
     }
     *i += 1;
     if *i >= p.len() {
-        return Err(());
+        return Err(BadPattern);
     }
     Ok(ch)
 }
@@ -513,7 +555,13 @@ mod tests {
         fs.put_base("/dir", Node::dir(0o750, 0, 0, 0));
         fs.put_base("/dir/x", file(3));
         fs.put_base("/dir/sub", Node::dir(0o700, 0, 0, 0));
-        fs.put_base("/dir/sub/y", Node { mode: 0o755, ..file(4) });
+        fs.put_base(
+            "/dir/sub/y",
+            Node {
+                mode: 0o755,
+                ..file(4)
+            },
+        );
         fs.put_base(
             "/link",
             Node {
@@ -537,10 +585,10 @@ mod tests {
         assert_eq!(go_match("[^a-c]", "b"), Ok(false));
         assert_eq!(go_match("\\*", "*"), Ok(true));
         assert_eq!(go_match("a*b*c", "aXbYc"), Ok(true));
-        assert_eq!(go_match("[", "a"), Err(()));
+        assert_eq!(go_match("[", "a"), Err(BadPattern));
         assert_eq!(go_match("*", ""), Ok(true));
-        assert_eq!(go_match("[]a]", "a"), Err(()));
-        assert_eq!(go_match("[a-]", "a"), Err(()));
+        assert_eq!(go_match("[]a]", "a"), Err(BadPattern));
+        assert_eq!(go_match("[a-]", "a"), Err(BadPattern));
     }
 
     #[test]
@@ -549,7 +597,10 @@ mod tests {
         let mut dst = FsView::new();
         copy(&src, "/a.txt", &mut dst, "/new/name", &CopySpec::default()).unwrap();
         copy(&src, "/b.txt", &mut dst, "/into/", &CopySpec::default()).unwrap();
-        assert_eq!(paths(&dst), ["/", "/into", "/into/b.txt", "/new", "/new/name"]);
+        assert_eq!(
+            paths(&dst),
+            ["/", "/into", "/into/b.txt", "/new", "/new/name"]
+        );
     }
 
     #[test]
@@ -557,8 +608,15 @@ mod tests {
         let src = context();
         let mut dst = FsView::new();
         copy(&src, "/dir", &mut dst, "/app", &CopySpec::default()).unwrap();
-        assert_eq!(paths(&dst), ["/", "/app", "/app/sub", "/app/sub/y", "/app/x"]);
-        assert_eq!(dst.get("/app").unwrap().mode, 0o750, "created with the source's mode");
+        assert_eq!(
+            paths(&dst),
+            ["/", "/app", "/app/sub", "/app/sub/y", "/app/x"]
+        );
+        assert_eq!(
+            dst.get("/app").unwrap().mode,
+            0o750,
+            "created with the source's mode"
+        );
         // Through a symlinked source path too.
         let mut dst2 = FsView::new();
         copy(&src, "/link", &mut dst2, "/app", &CopySpec::default()).unwrap();
@@ -577,7 +635,11 @@ mod tests {
         copy(&src, "/*.txt", &mut dst, "/out/", &spec).unwrap();
         assert_eq!(paths(&dst), ["/", "/out", "/out/a.txt", "/out/b.txt"]);
         let out = dst.get("/out").unwrap();
-        assert_eq!((out.uid, out.mode), (1000, 0o600), "created dirs get chown and chmod perms");
+        assert_eq!(
+            (out.uid, out.mode),
+            (1000, 0o600),
+            "created dirs get chown and chmod perms"
+        );
         let a = dst.get("/out/a.txt").unwrap();
         assert_eq!((a.uid, a.gid, a.mode), (1000, 1000, 0o600));
         // A wildcard matching nothing is not an error.
@@ -607,10 +669,17 @@ mod tests {
         assert!(dst.get("/usr/bin/a.txt").is_some());
         copy(&src, "/dir", &mut dst, "/app", &CopySpec::default()).unwrap();
         let sub = dst.get("/app/sub").unwrap();
-        assert_eq!((sub.mode, sub.uid), (0o700, 0), "existing dir under the copy takes source metadata");
+        assert_eq!(
+            (sub.mode, sub.uid),
+            (0o700, 0),
+            "existing dir under the copy takes source metadata"
+        );
         assert_eq!(dst.get("/app").unwrap().uid, 0);
         copy(&src, "/a.txt", &mut dst, "/app/sub", &CopySpec::default()).unwrap();
-        assert!(dst.get("/app/sub/a.txt").is_some(), "into an existing directory");
+        assert!(
+            dst.get("/app/sub/a.txt").is_some(),
+            "into an existing directory"
+        );
         // A file cannot replace a directory.
         dst.put_base("/app/b.txt", Node::dir(0o755, 0, 0, 0));
         assert!(matches!(

@@ -18,7 +18,9 @@ pub fn quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -85,8 +87,14 @@ mod tests {
 
     #[test]
     fn like_go() {
-        assert_eq!(quoted_list(&["/bin/sh".into(), "-c".into(), "echo \"hi\"\n".into()]), r#"["/bin/sh" "-c" "echo \"hi\"\n"]"#);
-        assert_eq!(plain_list(&["/bin/bash".into(), "-c".into()]), "[/bin/bash -c]");
+        assert_eq!(
+            quoted_list(&["/bin/sh".into(), "-c".into(), "echo \"hi\"\n".into()]),
+            r#"["/bin/sh" "-c" "echo \"hi\"\n"]"#
+        );
+        assert_eq!(
+            plain_list(&["/bin/bash".into(), "-c".into()]),
+            "[/bin/bash -c]"
+        );
         assert_eq!(duration(Duration::ZERO), "0s");
         assert_eq!(duration(Duration::from_millis(500)), "500ms");
         assert_eq!(duration(Duration::from_millis(1500)), "1.5s");

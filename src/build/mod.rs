@@ -28,12 +28,14 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Ar
         line,
         message,
     };
-    let dockerfile = dockerfile::parse(&options.dockerfile)
-        .map_err(|e| dockerfile_error(e.line, e.message))?;
+    let dockerfile =
+        dockerfile::parse(&options.dockerfile).map_err(|e| dockerfile_error(e.line, e.message))?;
     if let Some(syntax) = &dockerfile.syntax {
-        client.reporter().report(crate::progress::Event::Info(format!(
-            "ignoring `# syntax={syntax}`: hoist has its own Dockerfile frontend"
-        )));
+        client
+            .reporter()
+            .report(crate::progress::Event::Info(format!(
+                "ignoring `# syntax={syntax}`: hoist has its own Dockerfile frontend"
+            )));
     }
     let plan = plan::plan(
         &dockerfile,

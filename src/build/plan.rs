@@ -22,7 +22,10 @@ impl EnvList {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &(String, String)> {
@@ -81,7 +84,12 @@ fn err(line: usize, message: impl Into<String>) -> PlanError {
 }
 
 /// The predefined platform ARGs (BuildKit's defaultArgs), overridable by build args.
-pub fn default_args(build: &Platform, target: &Platform, target_stage: &str, overrides: &BTreeMap<String, String>) -> EnvList {
+pub fn default_args(
+    build: &Platform,
+    target: &Platform,
+    target_stage: &str,
+    overrides: &BTreeMap<String, String>,
+) -> EnvList {
     let mut env = EnvList::default();
     let pairs = [
         ("BUILDPLATFORM", build.to_string()),
@@ -164,14 +172,22 @@ pub fn plan(
     let mut stages: Vec<Stage> = Vec::new();
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     for (index, (from, body)) in raw_stages.into_iter().enumerate() {
-        let Command::From { image, name, platform: from_platform } = &from.command else {
+        let Command::From {
+            image,
+            name,
+            platform: from_platform,
+        } = &from.command
+        else {
             unreachable!("stages start with FROM");
         };
         let expanded = lexer
             .process_word(image, &global.lookup())
             .map_err(|e| err(from.line, e.to_string()))?;
         if expanded.is_empty() {
-            return Err(err(from.line, format!("base name ({image}) should not be blank")));
+            return Err(err(
+                from.line,
+                format!("base name ({image}) should not be blank"),
+            ));
         }
         let stage_platform = match from_platform {
             Some(p) => {
@@ -179,7 +195,10 @@ pub fn plan(
                     .process_word(p, &global.lookup())
                     .map_err(|e| err(from.line, e.to_string()))?;
                 if value.is_empty() {
-                    return Err(err(from.line, format!("empty platform value from expression {p}")));
+                    return Err(err(
+                        from.line,
+                        format!("empty platform value from expression {p}"),
+                    ));
                 }
                 Some(Platform::parse(&value).map_err(|e| err(from.line, e))?)
             }
@@ -217,7 +236,11 @@ pub fn plan(
                 stages.last().map_or(1, |s| s.from_line),
                 format!(
                     "target stage {t:?} could not be found (stages: {})",
-                    if known.is_empty() { "none named".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none named".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             )
         })?,
@@ -255,7 +278,12 @@ pub fn copy_from(instruction: &Instruction) -> Option<&str> {
 }
 
 /// Which stage a `--from` names: a stage name, a stage index, or None for an image.
-pub fn stage_ref(from: &str, names: &BTreeMap<String, usize>, count: usize, line: usize) -> Result<Option<usize>, PlanError> {
+pub fn stage_ref(
+    from: &str,
+    names: &BTreeMap<String, usize>,
+    count: usize,
+    line: usize,
+) -> Result<Option<usize>, PlanError> {
     if from.contains('$') {
         return Err(err(
             line,
@@ -273,7 +301,11 @@ pub fn stage_ref(from: &str, names: &BTreeMap<String, usize>, count: usize, line
 }
 
 /// Dependencies first, each stage once; a cycle is an error naming a stage on it.
-fn topological(deps: &[BTreeSet<usize>], target: usize, stages: &[Stage]) -> Result<Vec<usize>, PlanError> {
+fn topological(
+    deps: &[BTreeSet<usize>],
+    target: usize,
+    stages: &[Stage],
+) -> Result<Vec<usize>, PlanError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -295,7 +327,10 @@ fn topological(deps: &[BTreeSet<usize>], target: usize, stages: &[Stage]) -> Res
                     Mark::Active => {
                         let s = &stages[dep];
                         let name = s.name.clone().unwrap_or_else(|| format!("stage-{dep}"));
-                        return Err(err(s.from_line, format!("circular dependency detected on stage: {name}")));
+                        return Err(err(
+                            s.from_line,
+                            format!("circular dependency detected on stage: {name}"),
+                        ));
                     }
                     Mark::New => {
                         marks[dep] = Mark::Active;

@@ -86,7 +86,10 @@ fn build_args(items: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 /// Reads the Dockerfile: its name for messages, its path (if a file) and its text.
-fn read_dockerfile(context: &Path, file: Option<&Path>) -> Result<(String, Option<PathBuf>, String)> {
+fn read_dockerfile(
+    context: &Path,
+    file: Option<&Path>,
+) -> Result<(String, Option<PathBuf>, String)> {
     let path = match file {
         Some(p) if p == Path::new("-") => {
             let mut text = String::new();
@@ -127,8 +130,11 @@ fn epoch(build_args: &BTreeMap<String, String>) -> Result<Option<i64>> {
         .filter(|v| !v.is_empty());
     value
         .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| Error::Usage(format!("SOURCE_DATE_EPOCH `{v}` is not a number of seconds")))
+            v.parse::<i64>().map_err(|_| {
+                Error::Usage(format!(
+                    "SOURCE_DATE_EPOCH `{v}` is not a number of seconds"
+                ))
+            })
         })
         .transpose()
 }
@@ -147,7 +153,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         .map(|t| RegistryRef::parse(t))
         .collect::<Result<Vec<_>>>()?;
     if args.push && tags.is_empty() {
-        return Err(Error::Usage("--push needs at least one -t REFERENCE to push to".into()));
+        return Err(Error::Usage(
+            "--push needs at least one -t REFERENCE to push to".into(),
+        ));
     }
     let mut destinations: Vec<ImageRef> = args
         .outputs
@@ -160,11 +168,15 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     if destinations.is_empty() {
         destinations.push(ImageRef::Layout(LayoutRef {
             dir: PathBuf::from(DEFAULT_OUTPUT),
-            name: Some(tags.first().map_or("latest".into(), |t| t.tag_or_latest().to_string())),
+            name: Some(
+                tags.first()
+                    .map_or("latest".into(), |t| t.tag_or_latest().to_string()),
+            ),
         }));
     }
     let build_args = build_args(&args.build_args)?;
-    let (dockerfile_name, dockerfile_path, dockerfile) = read_dockerfile(&args.context, args.file.as_deref())?;
+    let (dockerfile_name, dockerfile_path, dockerfile) =
+        read_dockerfile(&args.context, args.file.as_deref())?;
     let platform = match &args.platform {
         Some(p) => Platform::parse(p).map_err(Error::Usage)?,
         None => Platform::host(),
@@ -212,7 +224,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             }
             other => other.clone(),
         };
-        reports.push(hoist::copy::copy_source(&ctx.client, &source, &destination, &CopyOptions::default(), None).await?);
+        reports.push(
+            hoist::copy::copy_source(
+                &ctx.client,
+                &source,
+                &destination,
+                &CopyOptions::default(),
+                None,
+            )
+            .await?,
+        );
     }
     #[derive(serde::Serialize)]
     struct Out<'a> {
@@ -224,7 +245,11 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         outputs: reports.iter().map(|r| r.destination.as_str()).collect(),
     };
     ctx.print(&out, || {
-        format!("built {} → {}", image.manifest.digest, out.outputs.join(", "))
+        format!(
+            "built {} → {}",
+            image.manifest.digest,
+            out.outputs.join(", ")
+        )
     });
     Ok(())
 }

@@ -37,7 +37,13 @@ fn write_context(dir: &Path, files: &[File]) {
 }
 
 /// Builds `dockerfile` (with `$BASE` replaced by the base image) both ways and compares.
-fn same_as_buildkit(name: &str, files: &[File], dockerfile: &str, args: &[(&str, &str)], target: Option<&str>) {
+fn same_as_buildkit(
+    name: &str,
+    files: &[File],
+    dockerfile: &str,
+    args: &[(&str, &str)],
+    target: Option<&str>,
+) {
     differs_from_old_buildkit(name, files, dockerfile, args, target, &[]);
 }
 
@@ -78,17 +84,28 @@ fn differs_from_old_buildkit(
         cmd.push("--target".into());
         cmd.push(t.into());
     }
-    let run = Hoist::new().env("HOIST_CACHE_DIR", dir.path().join("cache")).run(&cmd);
+    let run = Hoist::new()
+        .env("HOIST_CACHE_DIR", dir.path().join("cache"))
+        .run(&cmd);
     assert_eq!(run.code, 0, "{name}: hoist build failed:\n{}", run.stderr);
 
     let tree = unpack_layout(&out, "img", &dir.path().join("unpack"));
     if known.is_empty() {
         assert_same_tree(&reference.tree, &tree, name);
     } else {
-        assert_eq!(diff(&reference.tree, &tree), known, "{name}: the known differences");
+        assert_eq!(
+            diff(&reference.tree, &tree),
+            known,
+            "{name}: the known differences"
+        );
     }
     let config: serde_json::Value = serde_json::from_slice(
-        &skopeo_inspect(&format!("oci:{}:img", out.display()), None, &["--config", "--raw"]).unwrap(),
+        &skopeo_inspect(
+            &format!("oci:{}:img", out.display()),
+            None,
+            &["--config", "--raw"],
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -133,25 +150,89 @@ const SIMPLE: &[File] = &[
     ("ünïcødé.txt", "u\n", 0o644),
 ];
 
-diff_case!(scratch_copy_one_file, SIMPLE, "FROM scratch\nCOPY a.txt /\n");
-diff_case!(copy_to_a_new_name, SIMPLE, "FROM scratch\nCOPY a.txt /renamed\n");
-diff_case!(copy_into_new_dir_with_slash, SIMPLE, "FROM scratch\nCOPY a.txt /new/dir/\n");
-diff_case!(copy_dir_copies_contents, SIMPLE, "FROM scratch\nCOPY dir /app\n");
-diff_case!(copy_dir_to_slash_dest, SIMPLE, "FROM scratch\nCOPY dir /app/\n");
-diff_case!(copy_several_sources, SIMPLE, "FROM scratch\nCOPY a.txt b.txt run.sh /bin/\n");
+diff_case!(
+    scratch_copy_one_file,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\n"
+);
+diff_case!(
+    copy_to_a_new_name,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /renamed\n"
+);
+diff_case!(
+    copy_into_new_dir_with_slash,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /new/dir/\n"
+);
+diff_case!(
+    copy_dir_copies_contents,
+    SIMPLE,
+    "FROM scratch\nCOPY dir /app\n"
+);
+diff_case!(
+    copy_dir_to_slash_dest,
+    SIMPLE,
+    "FROM scratch\nCOPY dir /app/\n"
+);
+diff_case!(
+    copy_several_sources,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt b.txt run.sh /bin/\n"
+);
 diff_case!(copy_wildcard, SIMPLE, "FROM scratch\nCOPY *.txt /t/\n");
 diff_case!(copy_wildcard_dirs, SIMPLE, "FROM scratch\nCOPY di* /w/\n");
-diff_case!(copy_wildcard_nothing, SIMPLE, "FROM scratch\nCOPY a.txt /\nCOPY *.none /none/\n");
-diff_case!(copy_spaces_and_unicode, SIMPLE, "FROM scratch\nCOPY [\"with space.txt\", \"ünïcødé.txt\", \"/names/\"]\n");
-diff_case!(copy_symlinked_source_is_followed, SIMPLE, "FROM scratch\nCOPY toplink /followed\n");
+diff_case!(
+    copy_wildcard_nothing,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nCOPY *.none /none/\n"
+);
+diff_case!(
+    copy_spaces_and_unicode,
+    SIMPLE,
+    "FROM scratch\nCOPY [\"with space.txt\", \"ünïcødé.txt\", \"/names/\"]\n"
+);
+diff_case!(
+    copy_symlinked_source_is_followed,
+    SIMPLE,
+    "FROM scratch\nCOPY toplink /followed\n"
+);
 diff_case!(copy_whole_context, SIMPLE, "FROM scratch\nCOPY . /ctx/\n");
-diff_case!(copy_dot_to_workdir, SIMPLE, "FROM scratch\nWORKDIR /srv/app\nCOPY . .\n");
-diff_case!(copy_overwrites_a_file, SIMPLE, "FROM scratch\nCOPY a.txt /f\nCOPY b.txt /f\n");
-diff_case!(chown_numeric, SIMPLE, "FROM scratch\nCOPY --chown=1000:1001 dir /app\n");
-diff_case!(chown_by_name, SIMPLE, "FROM $BASE\nCOPY --chown=app:app a.txt dir /home/app/\n");
-diff_case!(chown_user_only, SIMPLE, "FROM $BASE\nCOPY --chown=app a.txt /home/app/x/\n");
-diff_case!(chown_unknown_name_is_root, SIMPLE, "FROM $BASE\nCOPY --chown=nosuchuser a.txt /opt/\n");
-diff_case!(chmod_file, SIMPLE, "FROM scratch\nCOPY --chmod=0755 a.txt /bin/a\n");
+diff_case!(
+    copy_dot_to_workdir,
+    SIMPLE,
+    "FROM scratch\nWORKDIR /srv/app\nCOPY . .\n"
+);
+diff_case!(
+    copy_overwrites_a_file,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /f\nCOPY b.txt /f\n"
+);
+diff_case!(
+    chown_numeric,
+    SIMPLE,
+    "FROM scratch\nCOPY --chown=1000:1001 dir /app\n"
+);
+diff_case!(
+    chown_by_name,
+    SIMPLE,
+    "FROM $BASE\nCOPY --chown=app:app a.txt dir /home/app/\n"
+);
+diff_case!(
+    chown_user_only,
+    SIMPLE,
+    "FROM $BASE\nCOPY --chown=app a.txt /home/app/x/\n"
+);
+diff_case!(
+    chown_unknown_name_is_root,
+    SIMPLE,
+    "FROM $BASE\nCOPY --chown=nosuchuser a.txt /opt/\n"
+);
+diff_case!(
+    chmod_file,
+    SIMPLE,
+    "FROM scratch\nCOPY --chmod=0755 a.txt /bin/a\n"
+);
 /// Modern BuildKit creates missing destination directories with the --chmod mode
 /// (tonistiigi/fsutil copy/copy.go `Copy`: `perm = *ci.Mode`, vendored in moby/buildkit
 /// 73ed6825); Docker 20.10's BuildKit used 0755.
@@ -163,59 +244,199 @@ fn chmod_dir_and_created_parents() {
         "FROM scratch\nCOPY --chmod=640 dir /deep/app/\n",
         &[],
         None,
-        &["/deep: mode: expected 0755, got 0640", "/deep/app: mode: expected 0755, got 0640"],
+        &[
+            "/deep: mode: expected 0755, got 0640",
+            "/deep/app: mode: expected 0755, got 0640",
+        ],
     );
 }
-diff_case!(implicit_parents_keep_base_owner, SIMPLE, "FROM $BASE\nCOPY a.txt /home/app/sub/file\n");
-diff_case!(copy_over_existing_base_dir, SIMPLE, "FROM $BASE\nCOPY dir /etc/\n");
-diff_case!(workdir_relative_and_created, SIMPLE, "FROM scratch\nWORKDIR /a\nWORKDIR b/c\nWORKDIR ../d\nCOPY a.txt .\n");
-diff_case!(workdir_owned_by_user, SIMPLE, "FROM $BASE\nUSER app\nWORKDIR /home/app/work\nUSER 1000:1000\nWORKDIR /data\n");
-diff_case!(env_forms_and_in_place_update, SIMPLE, "FROM $BASE\nENV A=1 B=\"two words\" C=${A}x\nENV D set the legacy way\nENV PATH=/opt/bin:$PATH A=changed\n");
-diff_case!(env_expands_in_copy_and_workdir, SIMPLE, "FROM scratch\nENV DIR=/opt/app NAME=cfg\nWORKDIR $DIR\nCOPY a.txt ${NAME}.txt\nCOPY b.txt $DIR/sub/\n");
-diff_case!(arg_defaults_and_overrides, SIMPLE, "ARG V=1\nFROM scratch\nCOPY a.txt /\nARG V\nARG W=default\nARG X\nENV V=$V W=$W X=${X:-unset}\nLABEL v=$V\n", args = &[("W", "given"), ("X", "x")]);
-diff_case!(arg_in_from, SIMPLE, "ARG IMG=scratch\nFROM $IMG\nCOPY a.txt /\n");
-diff_case!(labels_quoted_and_many, SIMPLE, "FROM scratch\nCOPY a.txt /\nLABEL a=1 \"b c\"=\"d e\" f='single'\nLABEL org.opencontainers.image.title=t\n");
-diff_case!(expose_ports, SIMPLE, "FROM scratch\nCOPY a.txt /\nEXPOSE 80 443/udp 8000-8002\nEXPOSE 53/UDP\n");
-diff_case!(user_and_stopsignal, SIMPLE, "FROM scratch\nCOPY a.txt /\nUSER 1234:5678\nSTOPSIGNAL SIGQUIT\n");
-diff_case!(cmd_shell_and_exec, SIMPLE, "FROM scratch\nCOPY a.txt /\nCMD echo \"hello world\"\n");
-diff_case!(entrypoint_resets_cmd, SIMPLE, "FROM $BASE\nENTRYPOINT [\"/bin/sh\", \"-c\"]\n");
-diff_case!(cmd_then_entrypoint_keeps_cmd, SIMPLE, "FROM scratch\nCOPY a.txt /\nCMD [\"x\"]\nENTRYPOINT top -b\n");
-diff_case!(volume_creates_no_dir, SIMPLE, "FROM scratch\nCOPY a.txt /\nVOLUME /data [\"/logs\"]\nVOLUME /a /b\n");
-diff_case!(healthcheck_flags, SIMPLE, "FROM scratch\nCOPY a.txt /\nHEALTHCHECK --interval=30s --timeout=5s --start-period=1m --retries=3 CMD curl -f http://localhost/ || exit 1\n");
+diff_case!(
+    implicit_parents_keep_base_owner,
+    SIMPLE,
+    "FROM $BASE\nCOPY a.txt /home/app/sub/file\n"
+);
+diff_case!(
+    copy_over_existing_base_dir,
+    SIMPLE,
+    "FROM $BASE\nCOPY dir /etc/\n"
+);
+diff_case!(
+    workdir_relative_and_created,
+    SIMPLE,
+    "FROM scratch\nWORKDIR /a\nWORKDIR b/c\nWORKDIR ../d\nCOPY a.txt .\n"
+);
+diff_case!(
+    workdir_owned_by_user,
+    SIMPLE,
+    "FROM $BASE\nUSER app\nWORKDIR /home/app/work\nUSER 1000:1000\nWORKDIR /data\n"
+);
+diff_case!(
+    env_forms_and_in_place_update,
+    SIMPLE,
+    "FROM $BASE\nENV A=1 B=\"two words\" C=${A}x\nENV D set the legacy way\nENV PATH=/opt/bin:$PATH A=changed\n"
+);
+diff_case!(
+    env_expands_in_copy_and_workdir,
+    SIMPLE,
+    "FROM scratch\nENV DIR=/opt/app NAME=cfg\nWORKDIR $DIR\nCOPY a.txt ${NAME}.txt\nCOPY b.txt $DIR/sub/\n"
+);
+diff_case!(
+    arg_defaults_and_overrides,
+    SIMPLE,
+    "ARG V=1\nFROM scratch\nCOPY a.txt /\nARG V\nARG W=default\nARG X\nENV V=$V W=$W X=${X:-unset}\nLABEL v=$V\n",
+    args = &[("W", "given"), ("X", "x")]
+);
+diff_case!(
+    arg_in_from,
+    SIMPLE,
+    "ARG IMG=scratch\nFROM $IMG\nCOPY a.txt /\n"
+);
+diff_case!(
+    labels_quoted_and_many,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nLABEL a=1 \"b c\"=\"d e\" f='single'\nLABEL org.opencontainers.image.title=t\n"
+);
+diff_case!(
+    expose_ports,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nEXPOSE 80 443/udp 8000-8002\nEXPOSE 53/UDP\n"
+);
+diff_case!(
+    user_and_stopsignal,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nUSER 1234:5678\nSTOPSIGNAL SIGQUIT\n"
+);
+diff_case!(
+    cmd_shell_and_exec,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nCMD echo \"hello world\"\n"
+);
+diff_case!(
+    entrypoint_resets_cmd,
+    SIMPLE,
+    "FROM $BASE\nENTRYPOINT [\"/bin/sh\", \"-c\"]\n"
+);
+diff_case!(
+    cmd_then_entrypoint_keeps_cmd,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nCMD [\"x\"]\nENTRYPOINT top -b\n"
+);
+diff_case!(
+    volume_creates_no_dir,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nVOLUME /data [\"/logs\"]\nVOLUME /a /b\n"
+);
+diff_case!(
+    healthcheck_flags,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nHEALTHCHECK --interval=30s --timeout=5s --start-period=1m --retries=3 CMD curl -f http://localhost/ || exit 1\n"
+);
 diff_case!(healthcheck_none, SIMPLE, "FROM $BASE\nHEALTHCHECK NONE\n");
-diff_case!(shell_changes_shell_form, SIMPLE, "FROM scratch\nCOPY a.txt /\nSHELL [\"/bin/bash\", \"-eu\", \"-c\"]\nCMD echo hi\nENTRYPOINT exec app\n");
-diff_case!(maintainer_and_onbuild, SIMPLE, "FROM scratch\nCOPY a.txt /\nMAINTAINER someone <a@b.c>\nONBUILD COPY a.txt /onbuild/\nONBUILD ENV X=1\n");
-diff_case!(multi_stage_copy_from_name, SIMPLE, "FROM scratch AS build\nCOPY dir /out/\nCOPY a.txt /out/a\nFROM scratch\nCOPY --from=build /out /final\n");
-diff_case!(multi_stage_copy_from_index, SIMPLE, "FROM scratch\nCOPY b.txt /b\nFROM scratch\nCOPY --from=0 /b /c\n");
-diff_case!(from_a_stage_inherits, SIMPLE, "FROM $BASE AS one\nENV X=1\nCOPY a.txt /a\nFROM one\nCOPY b.txt /b\n");
-diff_case!(target_selects_a_stage, SIMPLE, "FROM scratch AS first\nCOPY a.txt /\nFROM scratch AS second\nCOPY b.txt /\nFROM scratch\nCOPY run.sh /\n", target = "first");
-diff_case!(unused_stages_are_not_needed, SIMPLE, "FROM scratch AS unused\nCOPY nothing-here /\nFROM scratch\nCOPY a.txt /\n");
-diff_case!(copy_from_base_image_files, SIMPLE, "FROM scratch\nCOPY --from=$BASE /etc/passwd /etc/group /etc/\nCOPY --from=$BASE /bin/busybox /bin/\n");
-diff_case!(copy_through_symlinked_dir, &[
-    ("bin", "-> usr/bin", 0o777),
-    ("usr/bin/", "", 0o755),
-    ("tool", "t\n", 0o755),
-], "FROM scratch AS base\nCOPY bin /bin\nCOPY usr /usr\nFROM base\nCOPY tool /bin/\n");
-diff_case!(dockerignore_and_exceptions, &[
-    (".dockerignore", "*.log\nsecret/\n!secret/keep.txt\n**/tmp\n", 0o644),
-    ("a.log", "l\n", 0o644),
-    ("app.txt", "a\n", 0o644),
-    ("secret/key", "k\n", 0o600),
-    ("secret/keep.txt", "kept\n", 0o644),
-    ("src/tmp/x", "x\n", 0o644),
-    ("src/main.c", "int main;\n", 0o644),
-], "FROM scratch\nCOPY . /ctx/\n");
-diff_case!(escape_directive_and_continuations, SIMPLE, "# escape=`\nFROM scratch\nCOPY a.txt `\n     b.txt `\n     /multi/\n# a comment\nENV PATH=C:\\bin `\n    X=1\n");
-diff_case!(comments_inside_continuations, SIMPLE, "FROM scratch\nLABEL a=1 \\\n# comment in the middle\n      b=2\nCOPY a.txt \\\n  /x\n");
-diff_case!(add_local_file_like_copy, SIMPLE, "FROM scratch\nADD a.txt dir /added/\n");
-diff_case!(empty_directory, &[("empty/", "", 0o755), ("f", "f", 0o644)], "FROM scratch\nCOPY empty /e\nCOPY . /all/\n");
-diff_case!(syntax_directive_is_ignored, SIMPLE, "# syntax=docker/dockerfile:1\nFROM scratch\nCOPY a.txt /\n");
+diff_case!(
+    shell_changes_shell_form,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nSHELL [\"/bin/bash\", \"-eu\", \"-c\"]\nCMD echo hi\nENTRYPOINT exec app\n"
+);
+diff_case!(
+    maintainer_and_onbuild,
+    SIMPLE,
+    "FROM scratch\nCOPY a.txt /\nMAINTAINER someone <a@b.c>\nONBUILD COPY a.txt /onbuild/\nONBUILD ENV X=1\n"
+);
+diff_case!(
+    multi_stage_copy_from_name,
+    SIMPLE,
+    "FROM scratch AS build\nCOPY dir /out/\nCOPY a.txt /out/a\nFROM scratch\nCOPY --from=build /out /final\n"
+);
+diff_case!(
+    multi_stage_copy_from_index,
+    SIMPLE,
+    "FROM scratch\nCOPY b.txt /b\nFROM scratch\nCOPY --from=0 /b /c\n"
+);
+diff_case!(
+    from_a_stage_inherits,
+    SIMPLE,
+    "FROM $BASE AS one\nENV X=1\nCOPY a.txt /a\nFROM one\nCOPY b.txt /b\n"
+);
+diff_case!(
+    target_selects_a_stage,
+    SIMPLE,
+    "FROM scratch AS first\nCOPY a.txt /\nFROM scratch AS second\nCOPY b.txt /\nFROM scratch\nCOPY run.sh /\n",
+    target = "first"
+);
+diff_case!(
+    unused_stages_are_not_needed,
+    SIMPLE,
+    "FROM scratch AS unused\nCOPY nothing-here /\nFROM scratch\nCOPY a.txt /\n"
+);
+diff_case!(
+    copy_from_base_image_files,
+    SIMPLE,
+    "FROM scratch\nCOPY --from=$BASE /etc/passwd /etc/group /etc/\nCOPY --from=$BASE /bin/busybox /bin/\n"
+);
+diff_case!(
+    copy_through_symlinked_dir,
+    &[
+        ("bin", "-> usr/bin", 0o777),
+        ("usr/bin/", "", 0o755),
+        ("tool", "t\n", 0o755),
+    ],
+    "FROM scratch AS base\nCOPY bin /bin\nCOPY usr /usr\nFROM base\nCOPY tool /bin/\n"
+);
+diff_case!(
+    dockerignore_and_exceptions,
+    &[
+        (
+            ".dockerignore",
+            "*.log\nsecret/\n!secret/keep.txt\n**/tmp\n",
+            0o644
+        ),
+        ("a.log", "l\n", 0o644),
+        ("app.txt", "a\n", 0o644),
+        ("secret/key", "k\n", 0o600),
+        ("secret/keep.txt", "kept\n", 0o644),
+        ("src/tmp/x", "x\n", 0o644),
+        ("src/main.c", "int main;\n", 0o644),
+    ],
+    "FROM scratch\nCOPY . /ctx/\n"
+);
+diff_case!(
+    escape_directive_and_continuations,
+    SIMPLE,
+    "# escape=`\nFROM scratch\nCOPY a.txt `\n     b.txt `\n     /multi/\n# a comment\nENV PATH=C:\\bin `\n    X=1\n"
+);
+diff_case!(
+    comments_inside_continuations,
+    SIMPLE,
+    "FROM scratch\nLABEL a=1 \\\n# comment in the middle\n      b=2\nCOPY a.txt \\\n  /x\n"
+);
+diff_case!(
+    add_local_file_like_copy,
+    SIMPLE,
+    "FROM scratch\nADD a.txt dir /added/\n"
+);
+diff_case!(
+    empty_directory,
+    &[("empty/", "", 0o755), ("f", "f", 0o644)],
+    "FROM scratch\nCOPY empty /e\nCOPY . /all/\n"
+);
+diff_case!(
+    syntax_directive_is_ignored,
+    SIMPLE,
+    "# syntax=docker/dockerfile:1\nFROM scratch\nCOPY a.txt /\n"
+);
 
 #[test]
 fn add_unpacks_local_tar_archives() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    write_context(&src, &[("top/", "", 0o755), ("top/f", "f\n", 0o640), ("top/l", "-> f", 0o777)]);
+    write_context(
+        &src,
+        &[
+            ("top/", "", 0o755),
+            ("top/f", "f\n", 0o640),
+            ("top/l", "-> f", 0o777),
+        ],
+    );
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (name, gzip) in [("plain.tar", false), ("packed.tar.gz", true)] {
         let mut cmd = std::process::Command::new("tar");
@@ -225,7 +446,10 @@ fn add_unpacks_local_tar_archives() {
             .arg(&src)
             .arg("top");
         assert!(cmd.status().unwrap().success());
-        files.push((name.to_string(), std::fs::read(dir.path().join(name)).unwrap()));
+        files.push((
+            name.to_string(),
+            std::fs::read(dir.path().join(name)).unwrap(),
+        ));
     }
     let contexts: Vec<(&str, Vec<u8>)> = files
         .iter()
@@ -237,13 +461,28 @@ fn add_unpacks_local_tar_archives() {
     // `opts.ChownOpts` from the copy's user, moby/buildkit 73ed6825); 20.10's did not.
     let known: Vec<String> = ["/c/top", "/c/top/f", "/c/top/l"]
         .iter()
-        .flat_map(|p| [format!("{p}: uid: expected 1000, got 7"), format!("{p}: gid: expected 1000, got 8")])
+        .flat_map(|p| {
+            [
+                format!("{p}: uid: expected 1000, got 7"),
+                format!("{p}: gid: expected 1000, got 8"),
+            ]
+        })
         .collect();
-    same_as_buildkit_binary("add_unpacks_local_tar_archives", &contexts, dockerfile, &known);
+    same_as_buildkit_binary(
+        "add_unpacks_local_tar_archives",
+        &contexts,
+        dockerfile,
+        &known,
+    );
 }
 
 /// Like [`same_as_buildkit`] for a context of binary files (all 0644).
-fn same_as_buildkit_binary(name: &str, files: &[(&str, Vec<u8>)], dockerfile: &str, known: &[String]) {
+fn same_as_buildkit_binary(
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    dockerfile: &str,
+    known: &[String],
+) {
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -251,7 +490,9 @@ fn same_as_buildkit_binary(name: &str, files: &[(&str, Vec<u8>)], dockerfile: &s
         std::fs::write(ctx.join(path), bytes).unwrap();
     }
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-    let reference = docker().build(&ctx, None, &[], None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = docker()
+        .build(&ctx, None, &[], None)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let out = dir.path().join("out");
     Hoist::new()
         .run([
@@ -264,5 +505,9 @@ fn same_as_buildkit_binary(name: &str, files: &[(&str, Vec<u8>)], dockerfile: &s
         ])
         .ok();
     let tree = unpack_layout(&out, "img", &dir.path().join("unpack"));
-    assert_eq!(diff(&reference.tree, &tree), known, "{name}: the known differences");
+    assert_eq!(
+        diff(&reference.tree, &tree),
+        known,
+        "{name}: the known differences"
+    );
 }
