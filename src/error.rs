@@ -82,6 +82,8 @@ pub enum Error {
         file: String,
         line: usize,
         message: String,
+        /// The hint of the error the instruction ran into, if it had one.
+        hint: Option<String>,
     },
 
     #[error("internal error: {0}")]
@@ -128,6 +130,19 @@ impl Error {
         }
     }
 
+    /// The error as it happened at a Dockerfile line (errors already placed are kept).
+    pub fn at_dockerfile_line(self, file: &str, line: usize) -> Error {
+        match self {
+            Error::Dockerfile { .. } => self,
+            other => Error::Dockerfile {
+                file: file.to_string(),
+                line,
+                hint: other.hint(),
+                message: other.to_string(),
+            },
+        }
+    }
+
     /// 1: the input or the remote said no; 2: a bug in hoist.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -164,11 +179,8 @@ impl Error {
                 format!("check that docker-credential-{helper} is installed and on PATH")
             }
             Error::Internal(_) => "this is a bug in hoist; please report it with the output of -vv".into(),
-            Error::Registry { .. }
-            | Error::Io { .. }
-            | Error::Malformed { .. }
-            | Error::Usage(_)
-            | Error::Dockerfile { .. } => {
+            Error::Dockerfile { hint, .. } => return hint.clone(),
+            Error::Registry { .. } | Error::Io { .. } | Error::Malformed { .. } | Error::Usage(_) => {
                 return None;
             }
         })

@@ -131,20 +131,12 @@ impl<'a> Builder<'a> {
     }
 
     fn error(&self, line: usize, message: impl std::fmt::Display) -> Error {
-        Error::Dockerfile {
-            file: self.options.dockerfile_name.clone(),
-            line,
-            message: message.to_string(),
-        }
+        Error::Usage(message.to_string()).at_dockerfile_line(&self.options.dockerfile_name, line)
     }
 
-    /// An error from a step, with the Dockerfile line unless it already says where it is.
+    /// An error from a step, placed at its Dockerfile line.
     fn at_line(&self, line: usize, e: Error) -> Error {
-        match e {
-            Error::Dockerfile { .. } | Error::Unauthorized { .. } | Error::Denied { .. } => e,
-            Error::Network { .. } | Error::RetriesExhausted { .. } => e,
-            other => self.error(line, other),
-        }
+        e.at_dockerfile_line(&self.options.dockerfile_name, line)
     }
 
     /// Builds every stage the target needs and returns the target image.

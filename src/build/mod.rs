@@ -23,10 +23,8 @@ pub use execute::{BuildOptions, ImageFormat};
 
 /// Parses, plans and runs a build; the image is returned, not yet written anywhere.
 pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Arc<BuiltImage>> {
-    let dockerfile_error = |line: usize, message: String| Error::Dockerfile {
-        file: options.dockerfile_name.clone(),
-        line,
-        message,
+    let dockerfile_error = |line: usize, message: String| {
+        Error::Usage(message).at_dockerfile_line(&options.dockerfile_name, line)
     };
     let dockerfile =
         dockerfile::parse(&options.dockerfile).map_err(|e| dockerfile_error(e.line, e.message))?;

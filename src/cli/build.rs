@@ -49,8 +49,9 @@ pub struct Args {
     #[arg(long = "annotation")]
     pub annotations: Vec<String>,
     /// docker: Docker schema 2 media types (what docker push makes); oci: OCI media types.
-    #[arg(long, value_enum, default_value = "docker")]
-    pub format: Format,
+    /// Default: docker when pushing to a registry, oci for layouts and archives only.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// The target platform (default: this machine's).
     #[arg(long)]
     pub platform: Option<String>,
@@ -205,8 +206,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         labels: key_values(&args.labels, "--label")?,
         annotations: key_values(&args.annotations, "--annotation")?,
         format: match args.format {
-            Format::Docker => ImageFormat::Docker,
-            Format::Oci => ImageFormat::Oci,
+            Some(Format::Docker) => ImageFormat::Docker,
+            Some(Format::Oci) => ImageFormat::Oci,
+            // OCI layouts are read by OCI tools (umoci, skopeo's oci:) that want OCI types.
+            None if destinations
+                .iter()
+                .any(|d| matches!(d, ImageRef::Registry(_))) =>
+            {
+                ImageFormat::Docker
+            }
+            None => ImageFormat::Oci,
         },
         cache_dir,
         skipped,

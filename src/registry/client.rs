@@ -287,10 +287,11 @@ impl RegistryClient {
 
     fn check_loopback(&self, url: &Url) -> Result<()> {
         if self.inner.settings.loopback_only && !url.host_str().is_some_and(is_loopback_host) {
-            return Err(Error::Network {
-                url: redact_url(url),
-                detail: "HOIST_TEST_LOOPBACK_ONLY=1 refuses connections off loopback".into(),
-            });
+            // Permanent, not a network failure: retrying cannot help.
+            return Err(Error::Usage(format!(
+                "{}: HOIST_TEST_LOOPBACK_ONLY=1 refuses connections off loopback",
+                redact_url(url)
+            )));
         }
         Ok(())
     }
