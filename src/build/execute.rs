@@ -24,7 +24,6 @@ use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
-use crate::progress::Event;
 use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
 use crate::registry::RegistryClient;
 use crate::source::{BlobOrigin, BuiltImage, Source};
@@ -688,7 +687,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// ADD of a local source: a file that is a tar archive (plain or gzip) is unpacked into
+    /// ADD of a local source: a file that is a tar archive (plain, gzip, bzip2, xz) is unpacked into
     /// the destination directory (BuildKit's `unpack`); anything else is copied like COPY.
     fn add_local(
         &self,
@@ -705,7 +704,9 @@ impl<'a> Builder<'a> {
         for matched in matches {
             let archive = match src.stat(&matched) {
                 Ok(Some((_, node))) if node.kind == Kind::File => match &node.content {
-                    Content::Local(file) if is_tar_archive(file) => Some(file.clone()),
+                    Content::Local(file) if is_tar_archive(file, &self.scratch_file(file)) => {
+                        Some(file.clone())
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -719,7 +720,14 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Unpacks a tar (plain or gzip) into `dest` of `dst`: entries keep their header's mode,
+    /// A work file for decompressing `archive` into.
+    fn scratch_file(&self, archive: &Path) -> PathBuf {
+        self.work
+            .path()
+            .join(format!("{}.tar", archive_tag(archive)))
+    }
+
+    /// Unpacks a tar (plain, gzip, bzip2 or xz) into `dest` of `dst`: entries keep their header's mode,
     /// owner (or `--chown`'s) and mtime; contents go to the build's work directory.
     fn untar(&self, archive: &Path, dst: &mut FsView, dest: &str, spec: &CopySpec) -> Result<()> {
         let what = archive.display().to_string();
@@ -729,12 +737,8 @@ impl<'a> Builder<'a> {
             .map_err(|e| Error::Usage(e.to_string()))?;
         dst.mkdir_all(&root, 0o755, uid, gid, self.now)
             .map_err(|e| Error::Usage(e.to_string()))?;
-        let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
-        let reader: Box<dyn Read> = if is_gzip(archive) {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
+        let reader =
+            tar_reader(archive, &self.scratch_file(archive)).map_err(|e| Error::io(archive, e))?;
         let store = self.work.path().join("unpacked");
         std::fs::create_dir_all(&store).map_err(|e| Error::io(&store, e))?;
         let bad = |e: std::io::Error| Error::malformed(&what, format!("unreadable archive: {e}"));
@@ -982,15 +986,50 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Whether a file starts like a tar or a gzip'd tar (what ADD unpacks).
-fn is_tar_archive(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
+/// The compressions ADD recognises, by magic number (go-archive's DetectCompression).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+}
+
+fn compression_of(path: &Path) -> Compression {
+    let mut magic = [0u8; 6];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .unwrap_or(0);
+    match &magic[..n] {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [b'B', b'Z', b'h', ..] => Compression::Bzip2,
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00] => Compression::Xz,
+        _ => Compression::None,
+    }
+}
+
+/// A reader of the tar inside `path`, decompressed. xz has no streaming reader here, so it is
+/// decompressed into `scratch` first.
+fn tar_reader(path: &Path, scratch: &Path) -> std::io::Result<Box<dyn Read>> {
+    let file = std::fs::File::open(path)?;
+    Ok(match compression_of(path) {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+        Compression::Xz => {
+            let mut input = std::io::BufReader::new(file);
+            let mut output = std::fs::File::create(scratch)?;
+            lzma_rs::xz_decompress(&mut input, &mut output)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Box::new(std::fs::File::open(scratch)?)
+        }
+    })
+}
+
+/// Whether a file is a tar, plain or compressed (what ADD unpacks): its first header reads.
+fn is_tar_archive(path: &Path, scratch: &Path) -> bool {
+    let Ok(reader) = tar_reader(path, scratch) else {
         return false;
-    };
-    let reader: Box<dyn Read> = if is_gzip(path) {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
     };
     let mut archive = tar::Archive::new(reader);
     archive
@@ -998,13 +1037,6 @@ fn is_tar_archive(path: &Path) -> bool {
         .ok()
         .and_then(|mut entries| entries.next())
         .is_some_and(|first| first.is_ok())
-}
-
-fn is_gzip(path: &Path) -> bool {
-    let mut magic = [0u8; 2];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
 /// A short unique name for files unpacked from an archive.

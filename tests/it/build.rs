@@ -371,3 +371,51 @@ fn hoist_reads_a_dockerfile_from_stdin_and_outside_the_context() {
     ])
     .ok();
 }
+
+/// README's main job (scripts/demo): the example project on the example base, into the
+/// default ./hoist-out layout.
+#[test]
+fn the_example_project_builds_on_the_example_base() {
+    let cwd = tempfile::tempdir().unwrap();
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
+    let base = crate::harness::registry::example_layout();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .current_dir(cwd.path())
+        .env("HOIST_TEST_LOOPBACK_ONLY", "1")
+        .env("HOIST_CACHE_DIR", cwd.path().join("cache"))
+        .args(["--progress", "quiet", "build"])
+        .arg(&app)
+        .arg("--build-arg")
+        .arg(format!("BASE=oci-layout://{}:latest", base.display()))
+        .args(["-t", "hoist/example:latest"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let layout = cwd.path().join("hoist-out");
+    let tree = crate::harness::tree::unpack_layout(&layout, "latest", &cwd.path().join("unpack"));
+    let index = &tree["/home/app/site/index.html"];
+    assert_eq!((index.uid, index.gid), (1000, 1000));
+    assert_eq!(tree["/usr/local/bin/hello"].mode, 0o755);
+    assert!(
+        tree.contains_key("/bin/busybox"),
+        "the base's files are there"
+    );
+    let config: serde_json::Value = serde_json::from_slice(
+        &skopeo_inspect(
+            &format!("oci:{}:latest", layout.display()),
+            None,
+            &["--config", "--raw"],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["config"]["User"], "app");
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["/usr/local/bin/hello"])
+    );
+}

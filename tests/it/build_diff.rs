@@ -438,9 +438,14 @@ fn add_unpacks_local_tar_archives() {
         ],
     );
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, gzip) in [("plain.tar", false), ("packed.tar.gz", true)] {
+    for (name, flags) in [
+        ("plain.tar", "cf"),
+        ("packed.tar.gz", "czf"),
+        ("packed.tar.bz2", "cjf"),
+        ("packed.tar.xz", "cJf"),
+    ] {
         let mut cmd = std::process::Command::new("tar");
-        cmd.arg(if gzip { "czf" } else { "cf" })
+        cmd.arg(flags)
             .arg(dir.path().join(name))
             .args(["--owner=1000", "--group=1000", "-C"])
             .arg(&src)
@@ -456,7 +461,7 @@ fn add_unpacks_local_tar_archives() {
         .map(|(n, b)| (n.as_str(), b.clone()))
         .chain([("notar.gz", b"not really gzip".to_vec())])
         .collect();
-    let dockerfile = "FROM scratch\nADD plain.tar /p/\nADD packed.tar.gz /z\nADD --chown=7:8 packed.tar.gz /c/\nADD notar.gz /n/\n";
+    let dockerfile = "FROM scratch\nADD plain.tar /p/\nADD packed.tar.gz /z\nADD packed.tar.bz2 /b/\nADD packed.tar.xz /x/\nADD --chown=7:8 packed.tar.gz /c/\nADD notar.gz /n/\n";
     // Modern BuildKit applies --chown to unpacked entries (solver/llbsolver/file/unpack.go:
     // `opts.ChownOpts` from the copy's user, moby/buildkit 73ed6825); 20.10's did not.
     let known: Vec<String> = ["/c/top", "/c/top/f", "/c/top/l"]

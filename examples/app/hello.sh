@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "$GREETING"
+ls /home/app/site
