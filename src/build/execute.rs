@@ -975,9 +975,6 @@ impl<'a> Builder<'a> {
             Some(manifest_type),
             "built manifest",
         )?;
-        self.client
-            .reporter()
-            .report(Event::Info(format!("built {}", manifest.digest)));
         Ok(BuiltImage {
             manifest,
             blobs,
