@@ -782,7 +782,7 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, St
         let Some((name, value)) = word.split_once('=') else {
             return Err(format!(
                 "Syntax error - can't find = in {}. Must be of the form: name=value",
-                go_quote(word)
+                crate::build::gofmt::quote(word)
             ));
         };
         out.extend([name.to_string(), value.to_string(), "=".to_string()]);
@@ -1433,7 +1433,12 @@ fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     let lex = |raw_quotes| {
         Lexer::new(rest, raw_quotes, false)
             .process_words()
-            .map_err(|e| format!("failed to process {}: {e}", go_quote(rest)))
+            .map_err(|e| {
+                format!(
+                    "failed to process {}: {e}",
+                    crate::build::gofmt::quote(rest)
+                )
+            })
     };
     let words = lex(false)?;
     let [word] = words.as_slice() else {
@@ -1634,13 +1639,19 @@ fn to_instruction(
             if let Some(mode) = &network
                 && !matches!(mode.as_str(), "default" | "none" | "host")
             {
-                return Err(format!("invalid network mode {}", go_quote(mode)));
+                return Err(format!(
+                    "invalid network mode {}",
+                    crate::build::gofmt::quote(mode)
+                ));
             }
             let security = f.used_string("security");
             if let Some(mode) = &security
                 && !matches!(mode.as_str(), "insecure" | "sandbox")
             {
-                return Err(format!("security {} is not valid", go_quote(mode)));
+                return Err(format!(
+                    "security {} is not valid",
+                    crate::build::gofmt::quote(mode)
+                ));
             }
             Command::Run {
                 cmd: shell_or_exec(args),
@@ -1761,7 +1772,7 @@ fn parse_healthcheck(node: &Node, args: Vec<String>) -> Result<HealthArgs, Strin
     if typ != "CMD" {
         return Err(format!(
             "Unknown type {} in HEALTHCHECK (try CMD)",
-            go_quote(&typ)
+            crate::build::gofmt::quote(&typ)
         ));
     }
     if rest.is_empty() {
@@ -1795,7 +1806,7 @@ fn interval(f: &FlagValues, name: &str) -> Result<Option<Duration>, String> {
         0 => Ok(None),
         ns if ns < 1_000_000 => Err(format!(
             "Interval {} cannot be less than 1ms",
-            go_quote(name)
+            crate::build::gofmt::quote(name)
         )),
         ns => Ok(Some(Duration::from_nanos(ns.unsigned_abs()))),
     }
@@ -1912,7 +1923,7 @@ fn parse_stage_name(args: &[String]) -> Result<Option<String>, String> {
             if !valid {
                 return Err(format!(
                     "invalid name for build stage: {}, name can't start with a number or contain symbols",
-                    go_quote(name)
+                    crate::build::gofmt::quote(name)
                 ));
             }
             Ok(Some(lower))
@@ -2142,52 +2153,31 @@ fn levenshtein(a: &str, b: &str) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Go library behaviour the messages and values depend on.
 
-/// strconv.Quote, close enough for messages.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{feff}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// strconv.ParseInt(s, 10, 32).
 fn go_parse_int32(s: &str) -> Result<i64, String> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
         return Err(format!(
             "strconv.ParseInt: parsing {}: invalid syntax",
-            go_quote(s)
+            crate::build::gofmt::quote(s)
         ));
     }
     s.parse::<i32>().map(i64::from).map_err(|_| {
         format!(
             "strconv.ParseInt: parsing {}: value out of range",
-            go_quote(s)
+            crate::build::gofmt::quote(s)
         )
     })
 }
 
 /// time.ParseDuration, in nanoseconds.
 fn go_parse_duration(orig: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", go_quote(orig));
+    let invalid = || {
+        format!(
+            "time: invalid duration {}",
+            crate::build::gofmt::quote(orig)
+        )
+    };
     let mut s = orig.as_bytes();
     let mut negative = false;
     if let Some((&sign @ (b'-' | b'+'), rest)) = s.split_first() {
@@ -2248,7 +2238,10 @@ fn go_parse_duration(orig: &str) -> Result<i64, String> {
             .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
             .count();
         if unit_len == 0 {
-            return Err(format!("time: missing unit in duration {}", go_quote(orig)));
+            return Err(format!(
+                "time: missing unit in duration {}",
+                crate::build::gofmt::quote(orig)
+            ));
         }
         let unit_bytes = &s[..unit_len];
         s = &s[unit_len..];
@@ -2263,8 +2256,8 @@ fn go_parse_duration(orig: &str) -> Result<i64, String> {
             _ => {
                 return Err(format!(
                     "time: unknown unit {} in duration {}",
-                    go_quote(&String::from_utf8_lossy(unit_bytes)),
-                    go_quote(orig)
+                    crate::build::gofmt::quote(&String::from_utf8_lossy(unit_bytes)),
+                    crate::build::gofmt::quote(orig)
                 ));
             }
         };
@@ -2299,7 +2292,11 @@ mod tests {
     fn dump(node: &Node) -> String {
         let mut out = node.value.to_lowercase();
         if !node.flags.is_empty() {
-            let flags: Vec<String> = node.flags.iter().map(|f| go_quote(f)).collect();
+            let flags: Vec<String> = node
+                .flags
+                .iter()
+                .map(|f| crate::build::gofmt::quote(f))
+                .collect();
             out.push_str(&format!(" [{}]", flags.join(" ")));
         }
         if let Some(child) = &node.sub {
@@ -2307,7 +2304,7 @@ mod tests {
         }
         for arg in &node.args {
             out.push(' ');
-            out.push_str(&go_quote(arg));
+            out.push_str(&crate::build::gofmt::quote(arg));
         }
         out.trim().to_string()
     }

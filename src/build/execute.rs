@@ -914,10 +914,7 @@ impl<'a> Builder<'a> {
 
     /// The final image: config, manifest and where each blob is.
     fn assemble(self, mut state: StageState) -> Result<BuiltImage> {
-        let platform = &self.options.platform;
-        state.config.architecture = platform.architecture.clone();
-        state.config.os = platform.os.clone();
-        state.config.variant = platform.variant.clone();
+        state.config.platform = self.options.platform.clone();
         state.config.created = Some(rfc3339(self.now, 0));
         state
             .config
@@ -1051,15 +1048,12 @@ fn stage_names(plan: &Plan) -> BTreeMap<String, usize> {
 fn scratch_state(platform: &Platform) -> StageState {
     StageState {
         config: ImageConfig {
-            architecture: platform.architecture.clone(),
-            os: platform.os.clone(),
-            variant: platform.variant.clone(),
             config: ContainerConfig {
                 working_dir: "/".into(),
                 env: vec![format!("PATH={DEFAULT_PATH}")],
                 ..Default::default()
             },
-            ..Default::default()
+            ..ImageConfig::new(platform.clone())
         },
         view: FsView::new(),
         layers: Vec::new(),

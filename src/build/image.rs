@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::oci::Platform;
 use crate::reference::Digest;
 
 fn is_false(b: &bool) -> bool {
@@ -142,34 +143,35 @@ impl Default for RootFs {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    pub architecture: String,
-    pub os: String,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    /// architecture, os, os.version, os.features, variant: in Go's order, in place.
+    #[serde(flatten)]
+    pub platform: Platform,
     #[serde(default)]
     pub config: ContainerConfig,
     #[serde(default)]
     pub rootfs: RootFs,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+}
+
+impl ImageConfig {
+    /// An empty config for `platform`.
+    pub fn new(platform: Platform) -> Self {
+        ImageConfig {
+            created: None,
+            author: None,
+            platform,
+            config: ContainerConfig::default(),
+            rootfs: RootFs::default(),
+            history: Vec::new(),
+        }
+    }
 }
 
 /// BuildKit's history comment for Dockerfile steps.
@@ -231,12 +233,8 @@ mod tests {
 
     #[test]
     fn empty_fields_are_left_out() {
-        let json = serde_json::to_string(&ImageConfig {
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            ..Default::default()
-        })
-        .unwrap();
+        let json = serde_json::to_string(&ImageConfig::new(Platform::new("linux", "amd64", None)))
+            .unwrap();
         assert_eq!(
             json,
             r#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
