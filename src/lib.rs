@@ -4,6 +4,7 @@
 //! the binary prints.
 
 pub mod build;
+pub mod compress;
 pub mod copy;
 pub mod digest;
 pub mod error;

@@ -49,6 +49,7 @@ pub struct BuildOptions {
     pub format: ImageFormat,
     /// SOURCE_DATE_EPOCH: clamps file times, sets `created`.
     pub epoch: Option<i64>,
+    pub compression: crate::compress::Codec,
     /// Where base layer indexes are cached.
     pub cache_dir: Option<PathBuf>,
     /// Paths never part of the context (outputs, cache).
@@ -865,6 +866,8 @@ impl<'a> Builder<'a> {
             &entries,
             &opener,
             self.options.epoch,
+            self.options.compression,
+            crate::compress::default_threads(),
             &self.work.path().join("blobs"),
         )?;
         state.config.rootfs.diff_ids.push(layer.diff_id.clone());

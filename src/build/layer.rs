@@ -1,15 +1,15 @@
-//! Writing a layer: tar (deterministic order and headers), gzip, and the sha256 of both the
-//! compressed bytes (the blob digest) and the tar (the diff_id), in one streaming pass.
+//! Writing a layer: tar (deterministic order and headers), compression on all cores, and the
+//! sha256 of both the compressed bytes (the blob digest) and the tar (the diff_id), in one
+//! streaming pass.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-
 use super::fsview::{Content, Kind, Node};
+use crate::compress::{BlockWriter, Codec};
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
-use crate::oci::{Descriptor, media};
+use crate::oci::Descriptor;
 use crate::reference::Digest;
 
 /// A layer written to local disk.
@@ -41,12 +41,15 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Opens the bytes of a file node.
 pub type ContentOpener<'a> = dyn Fn(&Content) -> Result<Box<dyn Read>> + 'a;
 
-/// Writes `entries` (absolute paths, in order) as a gzip layer into `dir` (named by digest).
-/// With `epoch`, mtimes later than it are clamped to it.
+/// Writes `entries` (absolute paths, in order) as a compressed layer into `dir` (named by
+/// digest), compressing on `threads` threads with a fixed block layout (see
+/// [`crate::compress`]). With `epoch`, mtimes later than it are clamped to it.
 pub fn write_layer(
     entries: &[(String, Node)],
     open: &ContentOpener,
     epoch: Option<i64>,
+    codec: Codec,
+    threads: usize,
     dir: &Path,
 ) -> Result<BuiltLayer> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -56,33 +59,29 @@ pub fn write_layer(
         .map_err(|e| Error::io(dir, e))?;
     let tmp_path = tmp.path().to_path_buf();
     let io = |e: std::io::Error| Error::io(&tmp_path, e);
-    let compressed = HashingWriter {
-        inner: std::io::BufWriter::with_capacity(1 << 20, tmp.reopen().map_err(io)?),
-        hasher: Hasher::new("sha256")?,
-    };
-    // No name and mtime 0 in the gzip header: the bytes depend only on the content.
-    let gzip = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(compressed, Compression::default());
-    let uncompressed = HashingWriter {
-        inner: gzip,
-        hasher: Hasher::new("sha256")?,
-    };
-    let mut builder = tar::Builder::new(uncompressed);
-    for (path, node) in entries {
-        append_entry(&mut builder, path, node, open, epoch)?;
-    }
-    let HashingWriter {
-        inner: gzip,
-        hasher,
-    } = builder.into_inner().map_err(io)?;
-    let diff_id = hasher.finish();
-    let mut compressed = gzip.finish().map_err(io)?;
-    compressed.flush().map_err(io)?;
-    let HashingWriter { inner, hasher } = compressed;
-    drop(inner);
-    let digest = hasher.finish();
+    let file = tmp.reopen().map_err(io)?;
+    let (diff_id, digest) = std::thread::scope(|scope| -> Result<(Digest, Digest)> {
+        let compressed = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Hasher::new("sha256")?,
+        };
+        let uncompressed = HashingWriter {
+            inner: BlockWriter::new(scope, compressed, codec, threads),
+            hasher: Hasher::new("sha256")?,
+        };
+        let mut builder = tar::Builder::new(uncompressed);
+        for (path, node) in entries {
+            append_entry(&mut builder, path, node, open, epoch)?;
+        }
+        let HashingWriter {
+            inner: blocks,
+            hasher,
+        } = builder.into_inner().map_err(io)?;
+        let diff_id = hasher.finish();
+        let mut compressed = blocks.finish().map_err(io)?;
+        compressed.flush().map_err(io)?;
+        Ok((diff_id, compressed.hasher.finish()))
+    })?;
     let size = tmp
         .as_file()
         .metadata()
@@ -91,7 +90,7 @@ pub fn write_layer(
     let path = dir.join(digest.hex());
     tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
     Ok(BuiltLayer {
-        descriptor: Descriptor::new(media::OCI_LAYER_GZIP, digest, size),
+        descriptor: Descriptor::new(codec.media_type(), digest, size),
         diff_id,
         path,
     })
@@ -221,8 +220,24 @@ mod tests {
     #[test]
     fn same_entries_same_digest_and_readable_tar() {
         let dir = tempfile::tempdir().unwrap();
-        let a = write_layer(&entries(), &open, Some(1_750_000_000), dir.path()).unwrap();
-        let b = write_layer(&entries(), &open, Some(1_750_000_000), dir.path()).unwrap();
+        let a = write_layer(
+            &entries(),
+            &open,
+            Some(1_750_000_000),
+            Codec::Gzip,
+            1,
+            dir.path(),
+        )
+        .unwrap();
+        let b = write_layer(
+            &entries(),
+            &open,
+            Some(1_750_000_000),
+            Codec::Gzip,
+            4,
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!(a.descriptor.digest, b.descriptor.digest);
         assert_eq!(
             a.path.file_name().unwrap().to_str().unwrap(),

@@ -3,6 +3,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hoist::build::{BuildOptions, ImageFormat};
+use hoist::compress::Codec;
 use hoist::copy::{CopyOptions, CopyReport};
 use hoist::oci::Platform;
 use hoist::reference::{ImageRef, LayoutRef, RegistryRef};
@@ -17,6 +18,12 @@ const DEFAULT_OUTPUT: &str = "hoist-out";
 pub enum Format {
     Docker,
     Oci,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,6 +59,9 @@ pub struct Args {
     /// Default: docker when pushing to a registry, oci for layouts and archives only.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Layer compression: gzip (default, readable everywhere) or zstd (OCI media types).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
     /// The target platform (default: this machine's).
     #[arg(long)]
     pub platform: Option<String>,
@@ -205,17 +215,29 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         platform,
         labels: key_values(&args.labels, "--label")?,
         annotations: key_values(&args.annotations, "--annotation")?,
-        format: match args.format {
-            Some(Format::Docker) => ImageFormat::Docker,
-            Some(Format::Oci) => ImageFormat::Oci,
+        compression: match args.compression {
+            CompressionArg::Gzip => Codec::Gzip,
+            CompressionArg::Zstd => Codec::Zstd,
+        },
+        format: match (args.format, args.compression) {
+            (Some(Format::Docker), CompressionArg::Zstd) => {
+                return Err(Error::Usage(
+                    "--compression zstd needs OCI media types (Docker schema 2 has no zstd layer type): use --format oci".into(),
+                ));
+            }
+            // zstd layers exist only as OCI media types, as BuildKit also decides.
+            (_, CompressionArg::Zstd) => ImageFormat::Oci,
+            (Some(Format::Docker), _) => ImageFormat::Docker,
+            (Some(Format::Oci), _) => ImageFormat::Oci,
             // OCI layouts are read by OCI tools (umoci, skopeo's oci:) that want OCI types.
-            None if destinations
-                .iter()
-                .any(|d| matches!(d, ImageRef::Registry(_))) =>
+            (None, _)
+                if destinations
+                    .iter()
+                    .any(|d| matches!(d, ImageRef::Registry(_))) =>
             {
                 ImageFormat::Docker
             }
-            None => ImageFormat::Oci,
+            (None, _) => ImageFormat::Oci,
         },
         cache_dir,
         skipped,

@@ -257,6 +257,10 @@ pub fn layer_tar_reader<'a, R: std::io::Read + Send + 'a>(
             Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
         }
         media::OCI_LAYER_TAR => Ok(Box::new(reader)),
+        media::OCI_LAYER_ZSTD => Ok(Box::new(
+            zstd::stream::read::Decoder::new(reader)
+                .map_err(|e| Error::malformed(what, format!("cannot start zstd: {e}")))?,
+        )),
         other => Err(Error::Usage(format!(
             "{what} has media type {other}, which hoist cannot read yet"
         ))),

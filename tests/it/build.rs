@@ -419,3 +419,81 @@ fn the_example_project_builds_on_the_example_base() {
         serde_json::json!(["/usr/local/bin/hello"])
     );
 }
+
+/// Layers are compressed in fixed blocks on all cores: the digest does not depend on how many
+/// threads did it, for gzip and zstd alike.
+#[test]
+fn compression_does_not_depend_on_the_thread_count() {
+    let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY data /data\n")]);
+    // ~3 MB of varied bytes: several compression blocks.
+    let data: Vec<u8> = (0u32..3_000_000)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(ctx.path().join("data"), &data).unwrap();
+    for compression in ["gzip", "zstd"] {
+        let digests: Vec<String> = ["1", "2"]
+            .iter()
+            .map(|threads| {
+                let out = ctx.path().join(format!("out-{compression}-{threads}"));
+                let run = Hoist::new()
+                    .env("HOIST_COMPRESS_THREADS", threads)
+                    .env("SOURCE_DATE_EPOCH", "1700000000")
+                    .run([
+                        "--json",
+                        "build",
+                        ctx.path().to_str().unwrap(),
+                        "--compression",
+                        compression,
+                        "-o",
+                        &format!("oci:{}", out.display()),
+                    ]);
+                run.ok().json()["digest"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(digests[0], digests[1], "{compression}");
+    }
+}
+
+#[test]
+fn zstd_layers_are_oci_and_readable_as_bases_and_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a\n")]);
+    let base = dir.path().join("base");
+    build_in(
+        ctx.path(),
+        &[
+            "--compression",
+            "zstd",
+            "-o",
+            &format!("oci:{}:z", base.display()),
+        ],
+    )
+    .ok();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&skopeo_raw(&format!("oci:{}:z", base.display()), None).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    build_in(ctx.path(), &["--compression", "zstd", "--format", "docker"])
+        .fails_with(1, "--format oci");
+
+    // A zstd base: its path index is read, and a docker-archive of it decompresses it.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM oci-layout://{}:z\nCOPY a /b\n", base.display()),
+    )
+    .unwrap();
+    let archive = dir.path().join("img.tar");
+    build_in(
+        ctx.path(),
+        &["-o", &format!("docker-archive:{}", archive.display())],
+    )
+    .ok();
+    let info: serde_json::Value = serde_json::from_slice(
+        &skopeo_inspect(&format!("docker-archive:{}", archive.display()), None, &[]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["Layers"].as_array().unwrap().len(), 2);
+}
