@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::baseindex;
+use super::cache::Cache;
 use super::context::Context;
 use super::dockerfile::{Command, CopyArgs, Dockerfile, HealthArgs, Instruction, ShellOrExec};
 use super::fileop::{self, CopySpec, FileOpError};
@@ -19,7 +20,7 @@ use super::image::{
     ContainerConfig, DEFAULT_PATH, Empty, HISTORY_COMMENT, Healthcheck, History, ImageConfig,
     rfc3339,
 };
-use super::layer::write_layer;
+use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
 use crate::error::{Error, Result};
@@ -50,6 +51,8 @@ pub struct BuildOptions {
     /// SOURCE_DATE_EPOCH: clamps file times, sets `created`.
     pub epoch: Option<i64>,
     pub compression: crate::compress::Codec,
+    /// `--no-cache`: build every layer again (results are still cached).
+    pub no_cache: bool,
     /// Where base layer indexes are cached.
     pub cache_dir: Option<PathBuf>,
     /// Paths never part of the context (outputs, cache).
@@ -91,6 +94,7 @@ pub struct Builder<'a> {
     layer_origins: HashMap<Digest, (Arc<Source>, Descriptor)>,
     /// Files already read out of base layers: (layer, path) → local copy.
     extracted: HashMap<(Digest, String), PathBuf>,
+    cache: Arc<Cache>,
     work: Arc<tempfile::TempDir>,
     context: Option<(Context, FsView)>,
     stages: Vec<Option<StageState>>,
@@ -122,6 +126,7 @@ impl<'a> Builder<'a> {
             lexer: Lexer::new(dockerfile.escape),
             layer_origins: HashMap::new(),
             extracted: HashMap::new(),
+            cache: Arc::new(Cache::open(options.cache_dir.as_deref(), !options.no_cache)),
             work: Arc::new(work),
             context: None,
             stages: vec![None; plan.stages.len()],
@@ -139,8 +144,8 @@ impl<'a> Builder<'a> {
         e.at_dockerfile_line(&self.options.dockerfile_name, line)
     }
 
-    /// Builds every stage the target needs and returns the target image.
-    pub async fn run(mut self) -> Result<BuiltImage> {
+    /// Builds every stage the target needs and returns the target image and the cache.
+    pub async fn run(mut self) -> Result<(BuiltImage, Arc<Cache>)> {
         let plan = self.plan;
         for &index in &plan.order {
             let stage = &plan.stages[index];
@@ -150,7 +155,9 @@ impl<'a> Builder<'a> {
         let target = self.stages[plan.target]
             .take()
             .expect("the target stage was built last");
-        self.assemble(target)
+        self.cache.save();
+        let cache = self.cache.clone();
+        Ok((self.assemble(target)?, cache))
     }
 
     async fn run_stage(&mut self, stage: &Stage) -> Result<StageState> {
@@ -828,6 +835,7 @@ impl<'a> Builder<'a> {
                 &self.options.skipped,
             )?;
             let view = context.view()?;
+            self.cache.set_context(context.root());
             self.context = Some((context, view));
         }
         Ok(&self.context.as_ref().expect("just set").1)
@@ -840,7 +848,28 @@ impl<'a> Builder<'a> {
         if entries.is_empty() {
             return Ok(false);
         }
-        self.extract_base_files(&entries).await?;
+        let key = self
+            .cache
+            .layer_key(&entries, self.options.epoch, self.options.compression)?;
+        let layer = match self.cache.lookup(&key) {
+            Some(layer) => layer,
+            None => {
+                let layer = self.write_layer(&entries).await?;
+                self.cache.store(&key, &layer)?;
+                layer
+            }
+        };
+        state.config.rootfs.diff_ids.push(layer.diff_id.clone());
+        state.layers.push(LayerRef {
+            descriptor: layer.descriptor,
+            diff_id: layer.diff_id,
+            origin: Origin::Local(layer.path),
+        });
+        Ok(true)
+    }
+
+    async fn write_layer(&mut self, entries: &[(String, Node)]) -> Result<BuiltLayer> {
+        self.extract_base_files(entries).await?;
         let extracted = &self.extracted;
         let opener = |content: &Content| -> Result<Box<dyn Read>> {
             let open = |path: &Path| -> Result<Box<dyn Read>> {
@@ -862,21 +891,14 @@ impl<'a> Builder<'a> {
                 Content::None => Ok(Box::new(std::io::empty())),
             }
         };
-        let layer = write_layer(
-            &entries,
+        write_layer(
+            entries,
             &opener,
             self.options.epoch,
             self.options.compression,
             crate::compress::default_threads(),
-            &self.work.path().join("blobs"),
-        )?;
-        state.config.rootfs.diff_ids.push(layer.diff_id.clone());
-        state.layers.push(LayerRef {
-            descriptor: layer.descriptor,
-            diff_id: layer.diff_id,
-            origin: Origin::Local(layer.path),
-        });
-        Ok(true)
+            &self.cache.blob_dir(&self.work.path().join("blobs")),
+        )
     }
 
     /// Reads the files a layer needs out of base layers (one pass per base layer), for files

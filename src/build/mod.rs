@@ -1,6 +1,7 @@
 //! `hoist build`: Dockerfile → image, without a daemon.
 
 pub mod baseindex;
+pub mod cache;
 pub mod context;
 pub mod dockerfile;
 pub mod execute;
@@ -21,8 +22,14 @@ use crate::source::{BuiltImage, Source};
 
 pub use execute::{BuildOptions, ImageFormat};
 
-/// Parses, plans and runs a build; the image is returned, not yet written anywhere.
-pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Arc<BuiltImage>> {
+/// A finished build: the image (not yet written anywhere) and what the cache did.
+pub struct Built {
+    pub image: Arc<BuiltImage>,
+    pub cache: Arc<cache::Cache>,
+}
+
+/// Parses, plans and runs a build.
+pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Built> {
     let dockerfile_error = |line: usize, message: String| {
         Error::Usage(message).at_dockerfile_line(&options.dockerfile_name, line)
     };
@@ -43,7 +50,11 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Ar
     )
     .map_err(|e| dockerfile_error(e.line, e.message))?;
     let builder = execute::Builder::new(client, options, &dockerfile, &plan)?;
-    Ok(Arc::new(builder.run().await?))
+    let (image, cache) = builder.run().await?;
+    Ok(Built {
+        image: Arc::new(image),
+        cache,
+    })
 }
 
 /// The image as a copy source, for writing it to layouts, archives and registries.

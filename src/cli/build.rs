@@ -62,6 +62,9 @@ pub struct Args {
     /// Layer compression: gzip (default, readable everywhere) or zstd (OCI media types).
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
+    /// Build every layer again instead of reusing cached ones.
+    #[arg(long)]
+    pub no_cache: bool,
     /// The target platform (default: this machine's).
     #[arg(long)]
     pub platform: Option<String>,
@@ -215,6 +218,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         platform,
         labels: key_values(&args.labels, "--label")?,
         annotations: key_values(&args.annotations, "--annotation")?,
+        no_cache: args.no_cache,
         compression: match args.compression {
             CompressionArg::Gzip => Codec::Gzip,
             CompressionArg::Zstd => Codec::Zstd,
@@ -242,8 +246,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         cache_dir,
         skipped,
     };
-    let image = hoist::build::build(&ctx.client, &options).await?;
-    let source = hoist::build::as_source(&image);
+    let built = hoist::build::build(&ctx.client, &options).await?;
+    let image = &built.image;
+    let source = hoist::build::as_source(image);
     let mut reports: Vec<CopyReport> = Vec::new();
     for destination in &destinations {
         // An archive is named by the first tag unless the destination names it.
@@ -270,10 +275,12 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     struct Out<'a> {
         digest: &'a hoist::reference::Digest,
         outputs: Vec<&'a str>,
+        cache: &'a hoist::build::cache::CacheStats,
     }
     let out = Out {
         digest: &image.manifest.digest,
         outputs: reports.iter().map(|r| r.destination.as_str()).collect(),
+        cache: &built.cache.stats,
     };
     ctx.print(&out, || {
         format!(

@@ -5,6 +5,7 @@ mod harness;
 mod auth;
 mod bad_input;
 mod build;
+mod build_cache;
 mod build_diff;
 mod build_golden;
 mod commands;

@@ -234,6 +234,8 @@ pub struct Hoist {
 impl Hoist {
     pub fn new() -> Hoist {
         let config = tempfile::tempdir().unwrap();
+        // Each run gets its own build cache unless a test shares one on purpose.
+        let cache = config.path().join("cache");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
         for var in [
             "DOCKER_AUTH_CONFIG",
@@ -251,6 +253,7 @@ impl Hoist {
         }
         command
             .env("DOCKER_CONFIG", config.path())
+            .env("HOIST_CACHE_DIR", cache)
             .env("HOIST_TEST_LOOPBACK_ONLY", "1")
             .env("HOIST_RETRY_BASE_MS", "5")
             .env("HOIST_RETRY_MAX_ELAPSED_MS", "10000")

@@ -1,0 +1,239 @@
+//! The local build cache under `HOIST_CACHE_DIR`:
+//! - layers, content-addressed: a layer's key is the digest of exactly what its tar would hold
+//!   (paths, types, modes, owners, clamped mtimes, link targets and content digests) plus the
+//!   compression, so a step whose result is unchanged reuses its compressed blob and nothing
+//!   is compressed again;
+//! - a stat cache (path, size, mtime, ctime, inode, mode → sha256) so an unchanged context is
+//!   walked, not read;
+//! - base path indexes (see `baseindex`).
+//!
+//! Everything is written to a temporary file and renamed, so concurrent builds sharing the
+//! directory and builds killed half-way never leave a partial entry under its final name.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::fsview::{Content, Kind, Node};
+use super::layer::BuiltLayer;
+use crate::compress::Codec;
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::oci::Descriptor;
+use crate::reference::Digest;
+
+/// Bump when the layer format (tar headers, compression blocks) changes.
+const LAYER_FORMAT: &str = "hoist-layer-v1";
+
+/// What the cache saved and what it cost, for `--json` and tests.
+#[derive(Debug, Default, Serialize)]
+pub struct CacheStats {
+    /// Context files whose content was read to hash it.
+    pub files_hashed: AtomicU64,
+    /// Context files whose hash came from the stat cache.
+    pub files_unchanged: AtomicU64,
+    pub layers_reused: AtomicU64,
+    pub layers_built: AtomicU64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct StatEntry {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    mode: u32,
+    digest: Digest,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedLayer {
+    descriptor: Descriptor,
+    diff_id: Digest,
+}
+
+pub struct Cache {
+    root: Option<PathBuf>,
+    /// Only files under this directory (the build context) are remembered in the stat cache;
+    /// files a build unpacks into its work directory are hashed but not recorded.
+    context: Mutex<Option<PathBuf>>,
+    /// `--no-cache`: results are still stored, never reused.
+    reuse: bool,
+    stat: Mutex<BTreeMap<String, StatEntry>>,
+    stat_dirty: std::sync::atomic::AtomicBool,
+    pub stats: CacheStats,
+}
+
+impl Cache {
+    /// A cache in `root` (None: no cache at all).
+    pub fn open(root: Option<&Path>, reuse: bool) -> Self {
+        let stat = root
+            .and_then(|r| std::fs::read(r.join("local").join("stat.json")).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Cache {
+            root: root.map(Path::to_path_buf),
+            context: Mutex::new(None),
+            reuse,
+            stat: Mutex::new(stat),
+            stat_dirty: Default::default(),
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn set_context(&self, root: &Path) {
+        *self.context.lock().expect("context lock") = Some(root.to_path_buf());
+    }
+
+    /// Where layers are written: the cache's blob store, else `fallback` (a build's work dir).
+    pub fn blob_dir(&self, fallback: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join("blobs").join("sha256"),
+            None => fallback.to_path_buf(),
+        }
+    }
+
+    /// The content digest of a context file, from the stat cache when the file is unchanged.
+    pub fn file_digest(&self, path: &Path) -> Result<Digest> {
+        let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        let key = path.to_string_lossy().into_owned();
+        let fresh = |digest: Digest| StatEntry {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            ino: meta.ino(),
+            mode: meta.mode(),
+            digest,
+        };
+        if let Some(entry) = self.stat.lock().expect("stat cache lock").get(&key) {
+            let probe = fresh(entry.digest.clone());
+            if *entry == probe {
+                self.stats.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                return Ok(entry.digest.clone());
+            }
+        }
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut hasher = Hasher::new("sha256")?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let digest = hasher.finish();
+        self.stats.files_hashed.fetch_add(1, Ordering::Relaxed);
+        let in_context = self
+            .context
+            .lock()
+            .expect("context lock")
+            .as_ref()
+            .is_some_and(|c| path.starts_with(c));
+        if in_context {
+            self.stat
+                .lock()
+                .expect("stat cache lock")
+                .insert(key, fresh(digest.clone()));
+            self.stat_dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(digest)
+    }
+
+    /// The key of a layer: everything its tar holds, and how it is compressed.
+    pub fn layer_key(
+        &self,
+        entries: &[(String, Node)],
+        epoch: Option<i64>,
+        codec: Codec,
+    ) -> Result<Digest> {
+        let mut hasher = Hasher::new("sha256")?;
+        let mut line = |s: &str| {
+            hasher.update(s.as_bytes());
+            hasher.update(b"\n");
+        };
+        line(LAYER_FORMAT);
+        line(codec.media_type());
+        for (path, node) in entries {
+            let mtime = epoch.map_or(node.mtime, |e| node.mtime.min(e));
+            let kind = match &node.kind {
+                Kind::Dir => "dir".to_string(),
+                Kind::File => "file".to_string(),
+                Kind::Symlink(t) => format!("symlink {t:?}"),
+                Kind::Hardlink(t) => format!("hardlink {t:?}"),
+                Kind::Other => "other".to_string(),
+            };
+            let content = match &node.content {
+                Content::None => String::new(),
+                Content::Local(p) => self.file_digest(p)?.to_string(),
+                Content::Bytes(b) => Digest::sha256_of(b).to_string(),
+                Content::Layer { layer, path } => format!("{layer}:{path:?}"),
+            };
+            line(&format!(
+                "{path:?} {kind} {:o} {} {} {mtime} {} {content}",
+                node.mode, node.uid, node.gid, node.size
+            ));
+        }
+        Ok(hasher.finish())
+    }
+
+    /// A layer stored under `key`, if its blob is still there.
+    pub fn lookup(&self, key: &Digest) -> Option<BuiltLayer> {
+        if !self.reuse {
+            return None;
+        }
+        let root = self.root.as_ref()?;
+        let bytes = std::fs::read(root.join("layers").join(format!("{}.json", key.hex()))).ok()?;
+        let cached: CachedLayer = serde_json::from_slice(&bytes).ok()?;
+        let path = root
+            .join("blobs")
+            .join("sha256")
+            .join(cached.descriptor.digest.hex());
+        // A blob missing or of the wrong size (pruned, damaged) is a miss, never used.
+        if std::fs::metadata(&path).ok()?.len() != cached.descriptor.size {
+            return None;
+        }
+        self.stats.layers_reused.fetch_add(1, Ordering::Relaxed);
+        Some(BuiltLayer {
+            descriptor: cached.descriptor,
+            diff_id: cached.diff_id,
+            path,
+        })
+    }
+
+    /// Records a layer just built (its blob already in [`Cache::blob_dir`]) under `key`.
+    pub fn store(&self, key: &Digest, layer: &BuiltLayer) -> Result<()> {
+        self.stats.layers_built.fetch_add(1, Ordering::Relaxed);
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let entry = CachedLayer {
+            descriptor: layer.descriptor.clone(),
+            diff_id: layer.diff_id.clone(),
+        };
+        write_atomic(
+            &root.join("layers").join(format!("{}.json", key.hex())),
+            &serde_json::to_vec(&entry).expect("cache entries serialise"),
+            0o644,
+        )
+    }
+
+    /// Saves the stat cache (a best effort: losing it only costs re-reading files).
+    pub fn save(&self) {
+        if let Some(root) = &self.root
+            && self.stat_dirty.load(Ordering::Relaxed)
+        {
+            let stat = self.stat.lock().expect("stat cache lock");
+            let _ = write_atomic(
+                &root.join("local").join("stat.json"),
+                &serde_json::to_vec(&*stat).expect("stat cache serialises"),
+                0o644,
+            );
+        }
+    }
+}
