@@ -32,6 +32,7 @@ pub enum Source {
 }
 
 /// Where one blob of a built image is.
+#[derive(Clone)]
 pub enum BlobOrigin {
     File(PathBuf),
     Bytes(Bytes),

@@ -10,9 +10,10 @@
 //! Everything is written to a temporary file and renamed, so concurrent builds sharing the
 //! directory and builds killed half-way never leave a partial entry under its final name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::oci::Descriptor;
 use crate::reference::Digest;
+use crate::source::Source;
 
 /// Bump when the layer format (tar headers, compression blocks) changes.
 const LAYER_FORMAT: &str = "hoist-layer-v1";
@@ -57,8 +59,28 @@ struct CachedLayer {
     diff_id: Digest,
 }
 
+/// A cached layer: on local disk, or in a registry or layout imported with `--cache-from`.
+pub enum Hit {
+    Local(BuiltLayer),
+    Remote {
+        descriptor: Descriptor,
+        diff_id: Digest,
+        source: Arc<Source>,
+    },
+}
+
+/// A layer imported from a `--cache-from` reference.
+#[derive(Clone)]
+pub struct RemoteLayer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    pub source: Arc<Source>,
+}
+
 pub struct Cache {
     root: Option<PathBuf>,
+    /// Keys → layers from `--cache-from` (the first reference that has a key wins).
+    remote: Mutex<HashMap<Digest, RemoteLayer>>,
     /// Only files under this directory (the build context) are remembered in the stat cache;
     /// files a build unpacks into its work directory are hashed but not recorded.
     context: Mutex<Option<PathBuf>>,
@@ -78,6 +100,7 @@ impl Cache {
             .unwrap_or_default();
         Cache {
             root: root.map(Path::to_path_buf),
+            remote: Mutex::new(HashMap::new()),
             context: Mutex::new(None),
             reuse,
             stat: Mutex::new(stat),
@@ -182,11 +205,32 @@ impl Cache {
         Ok(hasher.finish())
     }
 
-    /// A layer stored under `key`, if its blob is still there.
-    pub fn lookup(&self, key: &Digest) -> Option<BuiltLayer> {
+    /// Adds layers imported from a `--cache-from` reference; keys already known stay.
+    pub fn import(&self, layers: impl IntoIterator<Item = (Digest, RemoteLayer)>) {
+        let mut remote = self.remote.lock().expect("remote cache lock");
+        for (key, layer) in layers {
+            remote.entry(key).or_insert(layer);
+        }
+    }
+
+    /// A layer stored under `key`: locally if its blob is still there, else imported.
+    pub fn lookup(&self, key: &Digest) -> Option<Hit> {
         if !self.reuse {
             return None;
         }
+        let hit = self.lookup_local(key).map(Hit::Local).or_else(|| {
+            let remote = self.remote.lock().expect("remote cache lock");
+            remote.get(key).map(|l| Hit::Remote {
+                descriptor: l.descriptor.clone(),
+                diff_id: l.diff_id.clone(),
+                source: l.source.clone(),
+            })
+        })?;
+        self.stats.layers_reused.fetch_add(1, Ordering::Relaxed);
+        Some(hit)
+    }
+
+    fn lookup_local(&self, key: &Digest) -> Option<BuiltLayer> {
         let root = self.root.as_ref()?;
         let bytes = std::fs::read(root.join("layers").join(format!("{}.json", key.hex()))).ok()?;
         let cached: CachedLayer = serde_json::from_slice(&bytes).ok()?;
@@ -198,7 +242,6 @@ impl Cache {
         if std::fs::metadata(&path).ok()?.len() != cached.descriptor.size {
             return None;
         }
-        self.stats.layers_reused.fetch_add(1, Ordering::Relaxed);
         Some(BuiltLayer {
             descriptor: cached.descriptor,
             diff_id: cached.diff_id,

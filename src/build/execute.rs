@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::baseindex;
-use super::cache::Cache;
+use super::cache::{Cache, Hit};
 use super::context::Context;
 use super::dockerfile::{Command, CopyArgs, Dockerfile, HealthArgs, Instruction, ShellOrExec};
 use super::fileop::{self, CopySpec, FileOpError};
@@ -53,6 +53,10 @@ pub struct BuildOptions {
     pub compression: crate::compress::Codec,
     /// `--no-cache`: build every layer again (results are still cached).
     pub no_cache: bool,
+    /// `--cache-from`: registries or layouts to reuse layers from.
+    pub cache_from: Vec<ImageRef>,
+    /// `--cache-to`: where to write this build's layers as a cache artifact.
+    pub cache_to: Vec<ImageRef>,
     /// Where base layer indexes are cached.
     pub cache_dir: Option<PathBuf>,
     /// Paths never part of the context (outputs, cache).
@@ -65,6 +69,8 @@ struct LayerRef {
     descriptor: Descriptor,
     diff_id: Digest,
     origin: Origin,
+    /// The cache key of a layer this build made (None for base layers).
+    key: Option<Digest>,
 }
 
 #[derive(Clone)]
@@ -95,6 +101,8 @@ pub struct Builder<'a> {
     /// Files already read out of base layers: (layer, path) → local copy.
     extracted: HashMap<(Digest, String), PathBuf>,
     cache: Arc<Cache>,
+    /// Every layer this build made or reused from the cache, for `--cache-to`.
+    made: Vec<LayerRef>,
     work: Arc<tempfile::TempDir>,
     context: Option<(Context, FsView)>,
     stages: Vec<Option<StageState>>,
@@ -109,6 +117,7 @@ impl<'a> Builder<'a> {
         options: &'a BuildOptions,
         dockerfile: &'a Dockerfile,
         plan: &'a Plan,
+        cache: Arc<Cache>,
     ) -> Result<Self> {
         let work = tempfile::Builder::new()
             .prefix("hoist-build-")
@@ -126,7 +135,8 @@ impl<'a> Builder<'a> {
             lexer: Lexer::new(dockerfile.escape),
             layer_origins: HashMap::new(),
             extracted: HashMap::new(),
-            cache: Arc::new(Cache::open(options.cache_dir.as_deref(), !options.no_cache)),
+            cache,
+            made: Vec::new(),
             work: Arc::new(work),
             context: None,
             stages: vec![None; plan.stages.len()],
@@ -144,8 +154,9 @@ impl<'a> Builder<'a> {
         e.at_dockerfile_line(&self.options.dockerfile_name, line)
     }
 
-    /// Builds every stage the target needs and returns the target image and the cache.
-    pub async fn run(mut self) -> Result<(BuiltImage, Arc<Cache>)> {
+    /// Builds every stage the target needs; returns the target image and every layer made
+    /// (with its cache key and where its blob is), for `--cache-to`.
+    pub async fn run(mut self) -> Result<(BuiltImage, Vec<CacheEntry>)> {
         let plan = self.plan;
         for &index in &plan.order {
             let stage = &plan.stages[index];
@@ -156,8 +167,19 @@ impl<'a> Builder<'a> {
             .take()
             .expect("the target stage was built last");
         self.cache.save();
-        let cache = self.cache.clone();
-        Ok((self.assemble(target)?, cache))
+        let made = self
+            .made
+            .iter()
+            .filter_map(|l| {
+                Some(CacheEntry {
+                    key: l.key.clone()?,
+                    descriptor: l.descriptor.clone(),
+                    diff_id: l.diff_id.clone(),
+                    origin: blob_origin(&l.origin),
+                })
+            })
+            .collect();
+        Ok((self.assemble(target)?, made))
     }
 
     async fn run_stage(&mut self, stage: &Stage) -> Result<StageState> {
@@ -275,6 +297,7 @@ impl<'a> Builder<'a> {
                 descriptor: d.clone(),
                 diff_id: diff_id.clone(),
                 origin: Origin::Remote(source.clone()),
+                key: None,
             })
             .collect();
         Ok(StageState {
@@ -852,19 +875,26 @@ impl<'a> Builder<'a> {
             .cache
             .layer_key(&entries, self.options.epoch, self.options.compression)?;
         let layer = match self.cache.lookup(&key) {
-            Some(layer) => layer,
+            Some(Hit::Local(layer)) => local_layer(layer, &key),
+            Some(Hit::Remote {
+                descriptor,
+                diff_id,
+                source,
+            }) => LayerRef {
+                descriptor,
+                diff_id,
+                origin: Origin::Remote(source),
+                key: Some(key.clone()),
+            },
             None => {
                 let layer = self.write_layer(&entries).await?;
                 self.cache.store(&key, &layer)?;
-                layer
+                local_layer(layer, &key)
             }
         };
         state.config.rootfs.diff_ids.push(layer.diff_id.clone());
-        state.layers.push(LayerRef {
-            descriptor: layer.descriptor,
-            diff_id: layer.diff_id,
-            origin: Origin::Local(layer.path),
-        });
+        self.made.push(layer.clone());
+        state.layers.push(layer);
         Ok(true)
     }
 
@@ -947,6 +977,8 @@ impl<'a> Builder<'a> {
             .labels
             .extend(self.options.labels.clone());
         state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let keys: Vec<Option<Digest>> = state.layers.iter().map(|l| l.key.clone()).collect();
+        state.config.cache_keys = keys.iter().any(Option::is_some).then_some(keys);
         let (manifest_type, config_type, gzip_type) = match self.options.format {
             ImageFormat::Docker => (
                 media::DOCKER_MANIFEST,
@@ -970,13 +1002,7 @@ impl<'a> Builder<'a> {
             {
                 desc.media_type = gzip_type.to_string();
             }
-            blobs.insert(
-                desc.digest.clone(),
-                match &layer.origin {
-                    Origin::Local(path) => BlobOrigin::File(path.clone()),
-                    Origin::Remote(source) => BlobOrigin::Remote(source.clone()),
-                },
-            );
+            blobs.insert(desc.digest.clone(), blob_origin(&layer.origin));
             layers.push(desc);
         }
         blobs.insert(config_desc.digest.clone(), BlobOrigin::Bytes(config_bytes));
@@ -1061,6 +1087,30 @@ fn is_tar_archive(path: &Path, scratch: &Path) -> bool {
 /// A short unique name for files unpacked from an archive.
 fn archive_tag(path: &Path) -> String {
     crate::reference::Digest::sha256_of(path.as_os_str().as_encoded_bytes()).hex()[..12].to_string()
+}
+
+/// A layer made by a build, for exporting the cache.
+pub struct CacheEntry {
+    pub key: Digest,
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    pub origin: BlobOrigin,
+}
+
+fn blob_origin(origin: &Origin) -> BlobOrigin {
+    match origin {
+        Origin::Local(path) => BlobOrigin::File(path.clone()),
+        Origin::Remote(source) => BlobOrigin::Remote(source.clone()),
+    }
+}
+
+fn local_layer(layer: BuiltLayer, key: &Digest) -> LayerRef {
+    LayerRef {
+        descriptor: layer.descriptor,
+        diff_id: layer.diff_id,
+        origin: Origin::Local(layer.path),
+        key: Some(key.clone()),
+    }
 }
 
 fn stage_names(plan: &Plan) -> BTreeMap<String, usize> {

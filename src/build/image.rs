@@ -158,6 +158,14 @@ pub struct ImageConfig {
     pub rootfs: RootFs,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+    /// hoist's inline build cache (as BuildKit's `moby.buildkit.cache.v0`): the cache key of
+    /// each layer, null for layers hoist did not build, so `--cache-from IMAGE` can reuse them.
+    #[serde(
+        rename = "hoist.cache.v1",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_keys: Option<Vec<Option<Digest>>>,
 }
 
 impl ImageConfig {
@@ -170,6 +178,7 @@ impl ImageConfig {
             config: ContainerConfig::default(),
             rootfs: RootFs::default(),
             history: Vec::new(),
+            cache_keys: None,
         }
     }
 }

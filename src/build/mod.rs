@@ -12,6 +12,7 @@ pub mod ignore;
 pub mod image;
 pub mod layer;
 pub mod plan;
+pub mod remote_cache;
 pub mod shell;
 
 use std::sync::Arc;
@@ -49,8 +50,16 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Bu
         &options.platform,
     )
     .map_err(|e| dockerfile_error(e.line, e.message))?;
-    let builder = execute::Builder::new(client, options, &dockerfile, &plan)?;
-    let (image, cache) = builder.run().await?;
+    let cache = Arc::new(cache::Cache::open(
+        options.cache_dir.as_deref(),
+        !options.no_cache,
+    ));
+    cache.import(remote_cache::import(client, &options.cache_from, &options.platform).await);
+    let builder = execute::Builder::new(client, options, &dockerfile, &plan, cache.clone())?;
+    let (image, made) = builder.run().await?;
+    for destination in &options.cache_to {
+        remote_cache::export(client, destination, &made).await?;
+    }
     Ok(Built {
         image: Arc::new(image),
         cache,

@@ -62,6 +62,12 @@ pub struct Args {
     /// Layer compression: gzip (default, readable everywhere) or zstd (OCI media types).
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
+    /// Reuse layers from a cache artifact or an image hoist pushed (repeatable; first hit wins).
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Write this build's layers as a cache artifact to a registry reference or oci:DIR.
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
     /// Build every layer again instead of reusing cached ones.
     #[arg(long)]
     pub no_cache: bool,
@@ -219,6 +225,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         labels: key_values(&args.labels, "--label")?,
         annotations: key_values(&args.annotations, "--annotation")?,
         no_cache: args.no_cache,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|r| ImageRef::parse(r))
+            .collect::<Result<_>>()?,
+        cache_to: args
+            .cache_to
+            .iter()
+            .map(|r| ImageRef::parse(r))
+            .collect::<Result<_>>()?,
         compression: match args.compression {
             CompressionArg::Gzip => Codec::Gzip,
             CompressionArg::Zstd => Codec::Zstd,

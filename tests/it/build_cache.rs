@@ -139,3 +139,53 @@ fn damaged_cache_entries_are_ignored_and_replaced() {
         Some(crate::harness::registry::sha256_hex(b"3\n").as_str())
     );
 }
+
+/// A fresh CI runner: an empty cache dir, but `--cache-from` a cache artifact or an image
+/// hoist pushed earlier; no layer is compressed again and the digest is the same.
+#[test]
+fn the_registry_cache_serves_a_fresh_runner() {
+    let dir = project();
+    let registry = &crate::harness::registry::shared().host;
+    let cache_ref = format!("{registry}/cache/app:buildcache");
+    let image_ref = format!("{registry}/cache/app:v1");
+    let build_with = |cache_dir: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--json".to_string(),
+            "build".into(),
+            dir.path().join("ctx").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Hoist::new()
+            .env("HOIST_CACHE_DIR", dir.path().join(cache_dir))
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .run(&args)
+    };
+    let first = build_with(
+        "cache-a",
+        &["-t", &image_ref, "--push", "--cache-to", &cache_ref],
+    );
+    assert_eq!(counts(first.ok()).2, 3);
+
+    for (cache_dir, from) in [("cache-b", &cache_ref), ("cache-c", &image_ref)] {
+        let again = build_with(
+            cache_dir,
+            &["-t", &image_ref, "--push", "--cache-from", from],
+        );
+        let (_, _, built, reused) = counts(again.ok());
+        assert_eq!((built, reused), (0, 3), "from {from}: nothing recompressed");
+        assert_eq!(again.json()["digest"], first.json()["digest"]);
+    }
+
+    // A cache reference that does not exist yet only warns.
+    let missing = format!("{registry}/cache/none:buildcache");
+    let cold = build_with(
+        "cache-d",
+        &[
+            "--cache-from",
+            &missing,
+            "-o",
+            &format!("oci:{}", dir.path().join("o").display()),
+        ],
+    );
+    assert!(cold.ok().stderr.contains("not used"), "{}", cold.stderr);
+}
