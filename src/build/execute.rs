@@ -535,22 +535,32 @@ impl<'a> Builder<'a> {
             .transpose()?
             .filter(|s| !s.is_empty());
         let name = if is_add { "ADD" } else { "COPY" };
-        if let Some(src) = sources
-            .iter()
-            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            if !is_add {
-                return Err(Error::Usage("source can't be a URL for COPY".into()));
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        if !is_add && sources.iter().any(is_url) {
+            return Err(Error::Usage("source can't be a URL for COPY".into()));
+        }
+        let checksum = args
+            .checksum
+            .as_deref()
+            .map(&word)
+            .transpose()?
+            .filter(|s| !s.is_empty());
+        let checksum = match checksum {
+            None => None,
+            Some(_) if sources.len() != 1 => {
+                return Err(Error::Usage(
+                    "checksum can't be specified for multiple sources".into(),
+                ));
             }
-            return Err(Error::Usage(format!(
-                "ADD from a URL ({src}) is not supported yet"
-            )));
-        }
-        if args.checksum.is_some() {
-            return Err(Error::Usage(
-                "checksum requires HTTP(S) or Git sources".into(),
-            ));
-        }
+            Some(_) if !sources.iter().all(is_url) => {
+                return Err(Error::Usage(
+                    "checksum requires HTTP(S) or Git sources".into(),
+                ));
+            }
+            Some(c) => Some(
+                Digest::parse(&c).map_err(|e| Error::Usage(format!("invalid checksum: {e}")))?,
+            ),
+        };
         let mode = chmod.as_deref().map(parse_chmod).transpose()?;
         let owner = chown
             .as_deref()
@@ -654,7 +664,17 @@ impl<'a> Builder<'a> {
                 include: include.as_ref(),
                 ..spec.clone()
             };
-            if is_add && from.is_none() {
+            if is_url(src) {
+                self.add_url(
+                    src,
+                    checksum.as_ref(),
+                    args.unpack == Some(true),
+                    &mut target,
+                    &dest_abs,
+                    &spec,
+                )
+                .await?;
+            } else if is_add && from.is_none() {
                 self.add_local(&src_view, &root, &mut target, &dest_abs, &spec)?;
             } else {
                 fileop::copy(&src_view, &root, &mut target, &dest_abs, &spec)
@@ -749,6 +769,48 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(())
+    }
+
+    /// ADD of a URL: the download (cached) becomes a 0600 file named after the URL's last path
+    /// segment, with its Last-Modified as mtime, copied like COPY (BuildKit's source/http);
+    /// unpacked only with `--unpack`.
+    async fn add_url(
+        &self,
+        url: &str,
+        checksum: Option<&Digest>,
+        unpack: bool,
+        dst: &mut FsView,
+        dest: &str,
+        spec: &CopySpec<'_>,
+    ) -> Result<()> {
+        let (store, records) = match &self.options.cache_dir {
+            Some(dir) => (dir.join("blobs").join("sha256"), dir.join("downloads")),
+            None => (
+                self.work.path().join("downloads"),
+                self.work.path().join("downloads"),
+            ),
+        };
+        let downloaded = super::download::fetch(url, checksum, &store, &records).await?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| Error::Usage(format!("{url}: {e}")))?;
+        let name = format!("/{}", super::download::file_name(&parsed));
+        if unpack && is_tar_archive(&downloaded.path, &self.scratch_file(&downloaded.path)) {
+            return self.untar(&downloaded.path, dst, dest, spec);
+        }
+        let mut source = FsView::new();
+        source.put(
+            &name,
+            Node {
+                kind: Kind::File,
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+                mtime: downloaded.mtime,
+                size: downloaded.size,
+                content: Content::Local(downloaded.path),
+            },
+        );
+        fileop::copy_one(&source, &name, dst, &fileop::clean_keep_slash(dest), spec)
+            .map_err(|e| Error::Usage(e.to_string()))
     }
 
     /// A work file for decompressing `archive` into.

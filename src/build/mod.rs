@@ -4,6 +4,7 @@ pub mod baseindex;
 pub mod cache;
 pub mod context;
 pub mod dockerfile;
+pub mod download;
 pub mod execute;
 pub mod fileop;
 pub mod fsview;

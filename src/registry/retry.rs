@@ -139,7 +139,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs.min(3600)));
     }
-    let when = httpdate_parse(value)?;
+    let when = parse_http_date(value)?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO)
@@ -148,7 +148,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form servers send today.
-fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
+pub fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
@@ -190,7 +190,7 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(
-            httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT"),
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(std::time::UNIX_EPOCH + Duration::from_secs(784111777))
         );
         assert_eq!(parse_retry_after("soon"), None);

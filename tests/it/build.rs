@@ -497,3 +497,36 @@ fn zstd_layers_are_oci_and_readable_as_bases_and_archives() {
     .unwrap();
     assert_eq!(info["Layers"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn add_url_checksums_are_verified_and_cached_downloads_are_not_fetched_again() {
+    let server = crate::harness::http::FileServer::start();
+    server.put("tool.sh", b"#!/bin/sh\necho tool\n");
+    let sum = format!("sha256:{}", sha256_hex(b"#!/bin/sh\necho tool\n"));
+    let url = format!("{}/tool.sh", server.url);
+    let cache = tempfile::tempdir().unwrap();
+    let build_with = |checksum: &str| {
+        let ctx = context(&[(
+            "Dockerfile",
+            &format!("FROM scratch\nADD --checksum={checksum} {url} /bin/tool\n"),
+        )]);
+        Hoist::new().env("HOIST_CACHE_DIR", cache.path()).run([
+            "build",
+            ctx.path().to_str().unwrap(),
+            "-o",
+            &format!("oci:{}", ctx.path().join("o").display()),
+        ])
+    };
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    build_with(&wrong).fails_with(1, "digest mismatch");
+    build_with(&sum).ok();
+    let fetched = server.gets("/tool.sh");
+    build_with(&sum).ok();
+    assert_eq!(
+        server.gets("/tool.sh"),
+        fetched,
+        "a pinned, cached download is not fetched again"
+    );
+    let ctx = context(&[("Dockerfile", &format!("FROM scratch\nCOPY {url} /x\n"))]);
+    build_in(ctx.path(), &[]).fails_with(1, "source can't be a URL for COPY");
+}

@@ -14,6 +14,17 @@ use crate::harness::tree::{assert_same_tree, diff, unpack_layout};
 /// A context file: path, content, mode; a path ending in `/` is a directory; `-> target` a symlink.
 type File<'a> = (&'a str, &'a str, u32);
 
+/// A file server shared by the ADD-from-URL cases.
+fn file_server() -> &'static crate::harness::http::FileServer {
+    static FILES: OnceLock<crate::harness::http::FileServer> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let server = crate::harness::http::FileServer::start();
+        server.put("hello.txt", b"hello over http\n");
+        server.put("data.bin", &[7u8; 3000]);
+        server
+    })
+}
+
 /// The example busybox image in the shared registry, the base most cases build on.
 fn base() -> &'static str {
     static BASE: OnceLock<String> = OnceLock::new();
@@ -61,7 +72,13 @@ fn differs_from_old_buildkit(
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     write_context(&ctx, files);
-    std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("$BASE", base())).unwrap();
+    let dockerfile = dockerfile.replace("$BASE", base());
+    let dockerfile = if dockerfile.contains("$HTTP") {
+        dockerfile.replace("$HTTP", &file_server().url)
+    } else {
+        dockerfile
+    };
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
 
     let reference = docker()
         .build(&ctx, None, args, target)
@@ -418,6 +435,11 @@ diff_case!(
     empty_directory,
     &[("empty/", "", 0o755), ("f", "f", 0o644)],
     "FROM scratch\nCOPY empty /e\nCOPY . /all/\n"
+);
+diff_case!(
+    add_from_urls,
+    SIMPLE,
+    "FROM scratch\nADD $HTTP/hello.txt /web/\nADD $HTTP/data.bin /web/renamed.bin\nADD --chown=5:6 $HTTP/hello.txt /owned\n"
 );
 diff_case!(
     syntax_directive_is_ignored,

@@ -1,6 +1,7 @@
 //! The test harness: real servers started by the tests themselves on free loopback ports,
 //! shared by all tests of this binary, killed when the binary exits.
 
+pub mod http;
 pub mod proxy;
 pub mod reference;
 pub mod registry;
