@@ -53,6 +53,8 @@ pub struct BuildOptions {
     pub compression: crate::compress::Codec,
     /// `--no-cache`: build every layer again (results are still cached).
     pub no_cache: bool,
+    /// `--build-context NAME=...`, names lower-cased.
+    pub build_contexts: BTreeMap<String, NamedContext>,
     /// `--cache-from`: registries or layouts to reuse layers from.
     pub cache_from: Vec<ImageRef>,
     /// `--cache-to`: where to write this build's layers as a cache artifact.
@@ -61,6 +63,15 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// Paths never part of the context (outputs, cache).
     pub skipped: Vec<PathBuf>,
+}
+
+/// What a `--build-context` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (with its own .dockerignore).
+    Dir(PathBuf),
+    /// An image: a registry reference or `oci-layout://DIR[:REF]`.
+    Image(String),
 }
 
 /// A layer of an image being built, and where its blob is.
@@ -196,6 +207,10 @@ impl<'a> Builder<'a> {
                 .resolve_image(reference, &platform)
                 .await
                 .map_err(|e| self.at_line(stage.from_line, e))?,
+            Base::Named(name) => self
+                .named_state(name, &platform)
+                .await
+                .map_err(|e| self.at_line(stage.from_line, e))?,
         };
         if state.config.config.env_value("PATH").is_none() {
             state.config.config.env.push(format!("PATH={DEFAULT_PATH}"));
@@ -307,6 +322,20 @@ impl<'a> Builder<'a> {
             env: EnvList::default(),
             cmd_set: false,
         })
+    }
+
+    /// A named context as a stage: an image as FROM would read it, a directory as a scratch
+    /// image holding its files.
+    async fn named_state(&mut self, name: &str, platform: &Platform) -> Result<StageState> {
+        match self.options.build_contexts.get(name).cloned() {
+            Some(NamedContext::Image(reference)) => self.resolve_image(&reference, platform).await,
+            Some(NamedContext::Dir(dir)) => {
+                let mut state = scratch_state(platform);
+                state.view = Context::open(&dir, None, &self.options.skipped)?.view()?;
+                Ok(state)
+            }
+            None => Err(Error::Internal(format!("no build context named {name}"))),
+        }
     }
 
     fn expand(&self, word: &str, env: &EnvList) -> Result<String> {
@@ -616,7 +645,12 @@ impl<'a> Builder<'a> {
                 .ok_or_else(|| Error::Internal(format!("stage {i} not built")))?,
             (Some(image), None) => {
                 if !self.images.contains_key(image) {
-                    let resolved = self.resolve_image(image, &platform).await?;
+                    let named = image.to_ascii_lowercase();
+                    let resolved = if self.options.build_contexts.contains_key(&named) {
+                        self.named_state(&named, &platform).await?
+                    } else {
+                        self.resolve_image(image, &platform).await?
+                    };
                     self.images.insert(image.to_string(), resolved);
                 }
                 self.images[image].view.clone()

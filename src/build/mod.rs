@@ -44,11 +44,13 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Bu
                 "ignoring `# syntax={syntax}`: hoist has its own Dockerfile frontend"
             )));
     }
+    let named = options.build_contexts.keys().cloned().collect();
     let plan = plan::plan(
         &dockerfile,
         &options.build_args,
         options.target.as_deref(),
         &options.platform,
+        &named,
     )
     .map_err(|e| dockerfile_error(e.line, e.message))?;
     let cache = Arc::new(cache::Cache::open(

@@ -45,6 +45,8 @@ pub enum Base {
     Stage(usize),
     /// An image reference (registry or `oci-layout://DIR[:REF]`), expanded.
     Image(String),
+    /// A named build context (`--build-context NAME=...`).
+    Named(String),
 }
 
 #[derive(Clone, Debug)]
@@ -112,11 +114,14 @@ pub fn default_args(
 
 /// Plans the build. `platform` is the target platform (also the build platform: hoist does
 /// not cross-build yet).
+/// `named` are the names of `--build-context`s: they replace a stage of that name, and a base
+/// image of that name (BuildKit's named contexts).
 pub fn plan(
     dockerfile: &Dockerfile,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
     platform: &Platform,
+    named: &BTreeSet<String>,
 ) -> Result<Plan, PlanError> {
     let lexer = Lexer::new(dockerfile.escape);
     // Split into the meta ARGs and the stages.
@@ -204,14 +209,21 @@ pub fn plan(
             }
             None => None,
         };
-        let base = if expanded.eq_ignore_ascii_case("scratch") {
+        let name = name.as_ref().map(|n| n.to_ascii_lowercase());
+        let replaced = name.as_ref().filter(|n| named.contains(*n));
+        let base = if let Some(n) = replaced {
+            Base::Named(n.clone())
+        } else if expanded.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else if let Some(&i) = names.get(&expanded.to_ascii_lowercase()) {
             Base::Stage(i)
+        } else if named.contains(&expanded) {
+            Base::Named(expanded)
         } else {
             Base::Image(expanded)
         };
-        let name = name.as_ref().map(|n| n.to_ascii_lowercase());
+        // A stage replaced by a named context is that context: its own instructions never run.
+        let body = if replaced.is_some() { Vec::new() } else { body };
         if let Some(n) = &name {
             if names.contains_key(n) {
                 return Err(err(from.line, format!("duplicate stage name {n:?}")));

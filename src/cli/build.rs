@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use hoist::build::execute::NamedContext;
 use hoist::build::{BuildOptions, ImageFormat};
 use hoist::compress::Codec;
 use hoist::copy::{CopyOptions, CopyReport};
@@ -62,6 +63,10 @@ pub struct Args {
     /// Layer compression: gzip (default, readable everywhere) or zstd (OCI media types).
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
+    /// NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:REF]: usable in FROM and
+    /// COPY --from, and replacing a stage or base image of that name (repeatable).
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
     /// Reuse layers from a cache artifact or an image hoist pushed (repeatable; first hit wins).
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
@@ -140,6 +145,30 @@ fn read_dockerfile(
         .file_name()
         .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
     Ok((name, Some(path), text))
+}
+
+fn named_contexts(items: &[String]) -> Result<BTreeMap<String, NamedContext>> {
+    items
+        .iter()
+        .map(|item| {
+            let (name, value) = item
+                .split_once('=')
+                .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+                .ok_or_else(|| Error::Usage(format!("--build-context `{item}` is not NAME=VALUE")))?;
+            let context = if let Some(reference) = value.strip_prefix("docker-image://") {
+                NamedContext::Image(reference.to_string())
+            } else if value.starts_with("oci-layout://") {
+                NamedContext::Image(value.to_string())
+            } else if value.contains("://") {
+                return Err(Error::Usage(format!(
+                    "--build-context {name}: only a directory, docker-image:// or oci-layout:// is supported"
+                )));
+            } else {
+                NamedContext::Dir(PathBuf::from(value))
+            };
+            Ok((name.to_ascii_lowercase(), context))
+        })
+        .collect()
 }
 
 fn epoch(build_args: &BTreeMap<String, String>) -> Result<Option<i64>> {
@@ -225,6 +254,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         labels: key_values(&args.labels, "--label")?,
         annotations: key_values(&args.annotations, "--annotation")?,
         no_cache: args.no_cache,
+        build_contexts: named_contexts(&args.build_contexts)?,
         cache_from: args
             .cache_from
             .iter()

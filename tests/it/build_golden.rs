@@ -261,3 +261,54 @@ fn history_follows_buildkit() {
         "one layer per non-empty history entry"
     );
 }
+
+/// `--build-context NAME=...` (dockerui named contexts): a directory or image usable in FROM
+/// and COPY --from, replacing a stage or base of the same name.
+#[test]
+fn named_build_contexts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    let extra = dir.path().join("extra");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::create_dir_all(extra.join("sub")).unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    std::fs::write(extra.join("sub/x"), "x\n").unwrap();
+    std::fs::write(extra.join("ignored.log"), "l\n").unwrap();
+    std::fs::write(extra.join(".dockerignore"), "*.log\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch AS deps\nCOPY does-not-exist /\nFROM base\nCOPY --from=deps /sub /from-deps\nCOPY --from=extra / /extra/\nCOPY a.txt /a\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let example = crate::harness::registry::example_layout();
+    Hoist::new()
+        .run([
+            "build",
+            ctx.to_str().unwrap(),
+            "--build-context",
+            &format!("deps={}", extra.display()),
+            "--build-context",
+            &format!("extra={}", extra.display()),
+            "--build-context",
+            &format!("base=oci-layout://{}:latest", example.display()),
+            "-o",
+            &format!("oci:{}:img", out.display()),
+        ])
+        .ok();
+    let built = unpack_layout(&out, "img", &dir.path().join("unpack"));
+    assert!(
+        built.contains_key("/bin/busybox"),
+        "FROM base is the example image"
+    );
+    assert_eq!(
+        built["/from-deps/x"].sha256,
+        Entry::file("/x", 0o644, b"x\n").sha256
+    );
+    assert!(built.contains_key("/extra/sub/x"));
+    assert!(
+        !built.contains_key("/extra/ignored.log"),
+        "the named context's .dockerignore applies"
+    );
+    assert!(built.contains_key("/a"));
+}
