@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a Dockerfile (no daemon).
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Copy an image or index between registries, OCI layouts and docker-archives.
     Copy(copy::Args),
     /// Add tags to an image in the same repository (no blobs move).
@@ -93,7 +93,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         json: cli.json,
     };
     match cli.command {
-        Command::Build(args) => build::run(&ctx, args).await,
+        Command::Build(args) => build::run(&ctx, *args).await,
         Command::Copy(args) => copy::run(&ctx, args).await,
         Command::Tag(args) => tag::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
