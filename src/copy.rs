@@ -19,9 +19,10 @@ use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, Parsed, Platform, RawManifest, media, to_json_bytes};
 use crate::progress::{BlobOutcome, Event, observe};
 use crate::reference::{ArchiveRef, Digest, ImageRef, RegistryRef};
+use crate::registry::ByteStream;
 use crate::registry::{Access, MountOutcome, RegistryClient, Repository};
 use crate::sink::{Layout, archive};
-use crate::source::{Source, platforms_of, select_platform};
+use crate::source::{BlobOrigin, Source, platforms_of, select_platform};
 
 /// Blob transfers in flight at once, across all manifests of one copy.
 const PARALLEL_BLOBS: usize = 8;
@@ -387,40 +388,8 @@ impl<'a> Copier<'a> {
         .copied()
     }
 
-    /// HEAD, then a cross-repository mount when source and destination share the registry,
-    /// then a streamed monolithic upload; the whole transfer is retried on transient failure.
     async fn push_blob(&self, repo: &Repository, desc: &Descriptor) -> Result<BlobOutcome> {
-        if repo.blob_size(&desc.digest).await?.is_some() {
-            return Ok(BlobOutcome::Exists);
-        }
-        let mount_from = self
-            .source
-            .mount_origin(desc)
-            .filter(|s| s.registry == repo.registry && s.name != repo.name);
-        let what = format!(
-            "upload of {} to {}/{}",
-            desc.digest, repo.registry, repo.name
-        );
-        self.client
-            .retry_policy()
-            .run(&what, self.client.reporter(), || async {
-                let location = match mount_from {
-                    Some(from) => match repo.mount_blob(&desc.digest, &from.name).await? {
-                        MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
-                        MountOutcome::Upload(location) => location,
-                    },
-                    None => repo.start_upload().await?,
-                };
-                let stream = observe(
-                    self.source.blob(desc).await?,
-                    &desc.digest,
-                    self.client.reporter(),
-                );
-                repo.put_blob(location, &desc.digest, desc.size, stream)
-                    .await?;
-                Ok(BlobOutcome::Transferred)
-            })
-            .await
+        push_blob(self.client, self.source, repo, desc).await
     }
 
     async fn store_blob(&self, layout: &Layout, desc: &Descriptor) -> Result<BlobOutcome> {
@@ -485,6 +454,101 @@ async fn write_archive(
     .await?;
     stats.manifests_written.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Where a blob to push comes from: a source image, or one blob of a build.
+pub trait BlobSource: Sync {
+    /// The repository of the same registry it can be mounted from, if any.
+    fn mount_origin(&self, desc: &Descriptor) -> Option<&Repository>;
+    /// Its bytes, verified against the descriptor.
+    fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>>;
+}
+
+impl BlobSource for Source {
+    fn mount_origin(&self, desc: &Descriptor) -> Option<&Repository> {
+        Source::mount_origin(self, desc)
+    }
+
+    fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
+        self.blob(desc).boxed()
+    }
+}
+
+impl BlobSource for BlobOrigin {
+    fn mount_origin(&self, desc: &Descriptor) -> Option<&Repository> {
+        match self {
+            BlobOrigin::Remote(source) => source.mount_origin(desc),
+            BlobOrigin::File(_) | BlobOrigin::Bytes(_) => None,
+        }
+    }
+
+    fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
+        async move {
+            match self {
+                BlobOrigin::Remote(source) => source.blob(desc).await,
+                BlobOrigin::File(path) => {
+                    let file = tokio::fs::File::open(path)
+                        .await
+                        .map_err(|e| Error::io(path, e))?;
+                    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+                    Ok(crate::digest::verify_stream(
+                        Box::pin(stream),
+                        desc.digest.clone(),
+                        desc.size,
+                        format!("blob {}", desc.digest),
+                    ))
+                }
+                BlobOrigin::Bytes(bytes) => {
+                    let bytes = bytes.clone();
+                    let stream = futures_util::stream::once(async move { Ok(bytes) });
+                    Ok(crate::digest::verify_stream(
+                        Box::pin(stream),
+                        desc.digest.clone(),
+                        desc.size,
+                        format!("blob {}", desc.digest),
+                    ))
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Puts one blob into a repository: HEAD, then a cross-repository mount when source and
+/// destination share the registry, then a streamed monolithic upload; the whole transfer is
+/// retried on transient failure.
+pub async fn push_blob(
+    client: &RegistryClient,
+    source: &dyn BlobSource,
+    repo: &Repository,
+    desc: &Descriptor,
+) -> Result<BlobOutcome> {
+    if repo.blob_size(&desc.digest).await?.is_some() {
+        return Ok(BlobOutcome::Exists);
+    }
+    let mount_from = source
+        .mount_origin(desc)
+        .filter(|s| s.registry == repo.registry && s.name != repo.name);
+    let what = format!(
+        "upload of {} to {}/{}",
+        desc.digest, repo.registry, repo.name
+    );
+    client
+        .retry_policy()
+        .run(&what, client.reporter(), || async {
+            let location = match mount_from {
+                Some(from) => match repo.mount_blob(&desc.digest, &from.name).await? {
+                    MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
+                    MountOutcome::Upload(location) => location,
+                },
+                None => repo.start_upload().await?,
+            };
+            let stream = observe(source.open(desc).await?, &desc.digest, client.reporter());
+            repo.put_blob(location, &desc.digest, desc.size, stream)
+                .await?;
+            Ok(BlobOutcome::Transferred)
+        })
+        .await
 }
 
 /// Adds tags to an image in the same repository: one manifest PUT per tag, no blob moves.

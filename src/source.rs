@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::digest::verify_stream;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, ImageConfigSummary, Parsed, Platform, RawManifest};
 use crate::reference::{Digest, ImageRef, RegistryRef};
@@ -127,35 +126,12 @@ impl Source {
         match self {
             Source::Registry { repo, .. } => repo.get_blob(&desc.digest, desc.size).await,
             Source::Layout { layout, .. } => layout.read_blob(desc).await,
-            Source::Built(image) => {
-                let what = format!("blob {}", desc.digest);
-                match image.blobs.get(&desc.digest) {
-                    Some(BlobOrigin::Remote(source)) => Box::pin(source.blob(desc)).await,
-                    Some(BlobOrigin::File(path)) => {
-                        let file = tokio::fs::File::open(path)
-                            .await
-                            .map_err(|e| Error::io(path, e))?;
-                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
-                        Ok(verify_stream(
-                            Box::pin(stream),
-                            desc.digest.clone(),
-                            desc.size,
-                            what,
-                        ))
-                    }
-                    Some(BlobOrigin::Bytes(bytes)) => {
-                        let bytes = bytes.clone();
-                        let stream = futures_util::stream::once(async move { Ok(bytes) });
-                        Ok(verify_stream(
-                            Box::pin(stream),
-                            desc.digest.clone(),
-                            desc.size,
-                            what,
-                        ))
-                    }
-                    None => Err(Error::NotFound { what }),
-                }
-            }
+            Source::Built(image) => match image.blobs.get(&desc.digest) {
+                Some(origin) => crate::copy::BlobSource::open(origin, desc).await,
+                None => Err(Error::NotFound {
+                    what: format!("blob {}", desc.digest),
+                }),
+            },
         }
     }
 

@@ -53,6 +53,9 @@ pub struct BuildOptions {
     pub compression: crate::compress::Codec,
     /// `--no-cache`: build every layer again (results are still cached).
     pub no_cache: bool,
+    /// Registries the image will be pushed to: the target's layers start uploading there while
+    /// the build goes on.
+    pub push_early: Vec<RegistryRef>,
     /// `--build-context NAME=...`, names lower-cased.
     pub build_contexts: BTreeMap<String, NamedContext>,
     /// `--cache-from`: registries or layouts to reuse layers from.
@@ -114,6 +117,10 @@ pub struct Builder<'a> {
     cache: Arc<Cache>,
     /// Every layer this build made or reused from the cache, for `--cache-to`.
     made: Vec<LayerRef>,
+    /// Uploads of the target stage's layers, started as soon as each layer exists.
+    uploads: Vec<tokio::task::JoinHandle<Result<()>>>,
+    /// Whether the stage being built is the target (whose layers are uploaded early).
+    in_target: bool,
     work: Arc<tempfile::TempDir>,
     context: Option<(Context, FsView)>,
     stages: Vec<Option<StageState>>,
@@ -148,6 +155,8 @@ impl<'a> Builder<'a> {
             extracted: HashMap::new(),
             cache,
             made: Vec::new(),
+            uploads: Vec::new(),
+            in_target: false,
             work: Arc::new(work),
             context: None,
             stages: vec![None; plan.stages.len()],
@@ -171,8 +180,14 @@ impl<'a> Builder<'a> {
         let plan = self.plan;
         for &index in &plan.order {
             let stage = &plan.stages[index];
+            self.in_target = index == plan.target;
             let state = self.run_stage(stage).await?;
             self.stages[index] = Some(state);
+        }
+        for upload in std::mem::take(&mut self.uploads) {
+            upload
+                .await
+                .map_err(|e| Error::Internal(format!("an upload task failed: {e}")))??;
         }
         let target = self.stages[plan.target]
             .take()
@@ -221,6 +236,11 @@ impl<'a> Builder<'a> {
             state.env.set(k, v);
         }
         state.cmd_set = false;
+        if self.in_target {
+            for layer in state.layers.clone() {
+                self.upload_early(&layer);
+            }
+        }
         // ONBUILD triggers of the base run first, then are cleared.
         let triggers = std::mem::take(&mut state.config.config.on_build);
         let mut instructions = Vec::new();
@@ -990,8 +1010,27 @@ impl<'a> Builder<'a> {
         };
         state.config.rootfs.diff_ids.push(layer.diff_id.clone());
         self.made.push(layer.clone());
+        if self.in_target {
+            self.upload_early(&layer);
+        }
         state.layers.push(layer);
         Ok(true)
+    }
+
+    /// Starts putting a layer of the target into every registry it will be pushed to (HEAD,
+    /// mount, upload), while the build goes on; the final push then finds it there.
+    fn upload_early(&mut self, layer: &LayerRef) {
+        for destination in &self.options.push_early {
+            let client = self.client.clone();
+            let repo = client.repository(destination, crate::registry::Access::Push);
+            let origin = blob_origin(&layer.origin);
+            let descriptor = layer.descriptor.clone();
+            self.uploads.push(tokio::spawn(async move {
+                crate::copy::push_blob(&client, &origin, &repo, &descriptor)
+                    .await
+                    .map(|_| ())
+            }));
+        }
     }
 
     async fn write_layer(&mut self, entries: &[(String, Node)]) -> Result<BuiltLayer> {

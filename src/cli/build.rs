@@ -254,6 +254,13 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         labels: key_values(&args.labels, "--label")?,
         annotations: key_values(&args.annotations, "--annotation")?,
         no_cache: args.no_cache,
+        push_early: destinations
+            .iter()
+            .filter_map(|d| match d {
+                ImageRef::Registry(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect(),
         build_contexts: named_contexts(&args.build_contexts)?,
         cache_from: args
             .cache_from
