@@ -2,6 +2,7 @@
 //! fsutil applies it while walking), with hoist's own cache and outputs always left out.
 //! It becomes an [`FsView`] whose files are read from disk only when a layer is written.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +94,7 @@ impl Context {
             "/",
             Node::dir(root_meta.mode() & 0o7777, 0, 0, root_meta.mtime()),
         );
-        self.walk(&self.root, "", false, &mut view)?;
+        self.walk(&self.root, "", false, &mut view, &mut HashMap::new())?;
         Ok(view)
     }
 
@@ -104,6 +105,7 @@ impl Context {
         rel: &str,
         parent_excluded: bool,
         view: &mut FsView,
+        inodes: &mut HashMap<(u64, u64), String>,
     ) -> Result<bool> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
@@ -146,7 +148,7 @@ impl Context {
                     // Put the directory first so its children have a parent, drop it again if
                     // it was excluded and nothing under it came back in.
                     view.put_base(&abs, node);
-                    let included = self.walk(&path, &child_rel, excluded, view)?;
+                    let included = self.walk(&path, &child_rel, excluded, view, inodes)?;
                     if excluded && !included {
                         view.remove_tree(&abs);
                     } else {
@@ -158,7 +160,17 @@ impl Context {
             if excluded {
                 continue;
             }
-            let kind = if file_type.is_file() {
+            // Hard links within the context stay hard links (the first path in walk order
+            // holds the content), as BuildKit's copy keeps them.
+            let linked = (file_type.is_file() && meta.nlink() > 1)
+                .then(|| inodes.get(&(meta.dev(), meta.ino())).cloned())
+                .flatten();
+            if file_type.is_file() && meta.nlink() > 1 && linked.is_none() {
+                inodes.insert((meta.dev(), meta.ino()), abs.clone());
+            }
+            let kind = if let Some(first) = linked {
+                Kind::Hardlink(first)
+            } else if file_type.is_file() {
                 Kind::File
             } else if file_type.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;

@@ -4,7 +4,7 @@
 //! contents copied (not the directory), destination symlinks followed, missing destination
 //! directories created, existing directories under a copied tree given the source's metadata.
 
-use super::fsview::{FsError, FsView, Kind, Node, base_name, clean_abs, join, parent_of};
+use super::fsview::{Content, FsError, FsView, Kind, Node, base_name, clean_abs, join, parent_of};
 use super::ignore::PatternMatcher;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -114,6 +114,7 @@ pub fn copy_one(
         dst,
         spec,
         parents: Vec::new(),
+        copied: Default::default(),
     };
     copier.copy_node(&src_followed, "", &target, false, false, false)
 }
@@ -130,6 +131,8 @@ struct Copier<'a, 'b> {
     spec: &'a CopySpec<'b>,
     /// Directories entered but not yet created in the destination (they were not included).
     parents: Vec<PendingParent>,
+    /// Files copied so far: source path → destination path, so hard links follow them.
+    copied: std::collections::HashMap<String, String>,
 }
 
 impl Copier<'_, '_> {
@@ -201,22 +204,38 @@ impl Copier<'_, '_> {
                 result
             }
             Kind::Hardlink(to) => {
-                // A hard link in a base layer: its content is the linked file's.
-                let linked = self
-                    .src
-                    .get(to)
-                    .cloned()
-                    .ok_or_else(|| FileOpError::NotFound(to.clone()))?;
-                let file = Node {
-                    kind: Kind::File,
-                    size: linked.size,
-                    content: linked.content,
-                    ..node
-                };
-                self.put_with_info(target, file);
+                if let Some(copied) = self.copied.get(to).cloned() {
+                    // Its file was copied by this same copy: link to the copy (fsutil's
+                    // getLinkSource).
+                    let link = Node {
+                        kind: Kind::Hardlink(copied),
+                        size: 0,
+                        content: Content::None,
+                        ..node
+                    };
+                    self.put_with_info(target, link);
+                } else {
+                    // Otherwise it is a file with the linked file's content.
+                    let linked = self
+                        .src
+                        .get(to)
+                        .cloned()
+                        .ok_or_else(|| FileOpError::NotFound(to.clone()))?;
+                    let file = Node {
+                        kind: Kind::File,
+                        size: linked.size,
+                        content: linked.content,
+                        ..node
+                    };
+                    self.put_with_info(target, file);
+                    self.copied.insert(to.clone(), target.to_string());
+                }
                 Ok(())
             }
-            _ => {
+            kind => {
+                if *kind == Kind::File {
+                    self.copied.insert(src.to_string(), target.to_string());
+                }
                 self.put_with_info(target, node);
                 Ok(())
             }

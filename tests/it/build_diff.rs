@@ -11,7 +11,8 @@ use crate::harness::registry::{Hoist, seed_example, shared, skopeo_inspect};
 use crate::harness::tree::{assert_same_tree, diff, unpack_layout};
 
 /// (Docker cannot save an image without layers, so metadata cases copy one file first.)
-/// A context file: path, content, mode; a path ending in `/` is a directory; `-> target` a symlink.
+/// A context file: path, content, mode; a path ending in `/` is a directory; `-> target` a
+/// symlink, `=> target` a hard link to an earlier file.
 type File<'a> = (&'a str, &'a str, u32);
 
 /// A file server shared by the ADD-from-URL cases.
@@ -39,6 +40,9 @@ fn write_context(dir: &Path, files: &[File]) {
             std::fs::create_dir_all(&full).unwrap();
         } else if let Some(target) = content.strip_prefix("-> ") {
             std::os::unix::fs::symlink(target, &full).unwrap();
+            continue;
+        } else if let Some(target) = content.strip_prefix("=> ") {
+            std::fs::hard_link(dir.join(target), &full).unwrap();
             continue;
         } else {
             std::fs::write(&full, content).unwrap();
@@ -446,6 +450,15 @@ diff_case!(
     add_from_urls,
     SIMPLE,
     "FROM scratch\nADD $HTTP/hello.txt /web/\nADD $HTTP/data.bin /web/renamed.bin\nADD --chown=5:6 $HTTP/hello.txt /owned\n"
+);
+diff_case!(
+    hard_links_stay_linked_within_a_copy,
+    &[
+        ("h/one", "same\n", 0o644),
+        ("h/two", "=> h/one", 0o644),
+        ("h/sub/three", "=> h/one", 0o644),
+    ],
+    "FROM scratch\nCOPY h /h/\nCOPY h/two /single\n"
 );
 diff_case!(
     syntax_directive_is_ignored,
