@@ -3,7 +3,7 @@
 # started here) vs `buildah bud`, each building AND pushing the same node project to a local
 # registry, measured in the same run on the same machine, tools alternating, medians of RUNS.
 #
-# Project: FROM a ~100 MB Debian minbase image (in the local registry) + COPY node_modules
+# Project: FROM a ~116 MB Debian minbase image (in the local registry) + COPY node_modules
 # (~94 MB, ~9.3k files, pinned npm packages) + COPY src (200 generated files) + ENV/WORKDIR/CMD.
 # Scenarios: cold (no caches anywhere), warm (caches kept, one source line changed), cache from
 # the registry (empty runner, hoist --cache-from vs BuildKit inline cache), and "the limit"
@@ -108,9 +108,11 @@ EOF
 fi
 
 # (3) the base: debootstrap --variant=minbase bookworm from the mirror apt uses here, tarred
-# (without /dev's nodes: images leave /dev to the runtime) and turned into an OCI layout by
-# `hoist build` of FROM scratch + ADD rootfs.tar / (SOURCE_DATE_EPOCH: same bytes every time).
-if [ ! -e "$cache/base/rootfs.tar" ]; then
+# without /dev's nodes (the runtime provides /dev) and apt's package lists and caches (~80 MB
+# that Debian's own images drop too), so ~120 MB; then wrapped as the one layer of an OCI
+# layout, in the tar's own order (a hard link must follow its target).
+base_recipe="minbase bookworm; excludes: dev/* var/lib/apt/lists/* var/cache/apt/*.bin,archives/*.deb"
+if [ ! -e "$cache/base/rootfs.tar" ] || [ "$(cat "$cache/base/recipe" 2>/dev/null)" != "$base_recipe" ]; then
   mirror="$(python3 - <<'EOF'
 import glob, re
 for f in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*")):
@@ -134,16 +136,53 @@ EOF
   debootstrap --variant=minbase bookworm "$part" "$mirror" >"$cache/base/debootstrap.log" 2>&1 ||
     { tail -20 "$cache/base/debootstrap.log" >&2; exit 1; }
   unmount_under "$part"
-  tar --numeric-owner --exclude='./dev/*' -C "$part" -cf "$cache/base/rootfs.tar.partial" .
+  tar --numeric-owner --exclude='./dev/*' --exclude='./var/lib/apt/lists/*' \
+    --exclude='./var/cache/apt/*.bin' --exclude='./var/cache/apt/archives/*.deb' \
+    -C "$part" -cf "$cache/base/rootfs.tar.partial" .
   mv "$cache/base/rootfs.tar.partial" "$cache/base/rootfs.tar"
-  rm -rf "$part" "$cache/base/oci"
+  echo "$base_recipe" >"$cache/base/recipe"
+  rm -rf "$part" "$cache/base/layout"
 fi
-if [ ! -e "$cache/base/oci/index.json" ]; then
-  printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$cache/base/Dockerfile"
-  rm -rf "$cache/base/oci"
-  SOURCE_DATE_EPOCH=0 HOIST_CACHE_DIR="$tmp/hoist-base-cache" "$hoist" --progress quiet \
-    build "$cache/base" -o "oci:$cache/base/oci:bookworm" >&2
+layout_recipe="1 gzip -6 layer, config with history"  # a new recipe rebuilds the layout
+if [ "$(cat "$cache/base/layout/recipe" 2>/dev/null)" != "$layout_recipe" ]; then
+  rm -rf "$cache/base/layout" "$cache/base/layout.partial"
+  python3 - "$cache/base/rootfs.tar" "$cache/base/layout.partial" <<'EOF'
+import gzip, hashlib, json, os, platform, sys
+rootfs, out = sys.argv[1], sys.argv[2]
+blobs = os.path.join(out, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+
+def put(data):
+    d = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, d), "wb") as f:
+        f.write(data)
+    return {"digest": "sha256:" + d, "size": len(data)}
+
+raw = open(rootfs, "rb").read()
+layer = put(gzip.compress(raw, compresslevel=6, mtime=0))
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+config = {"architecture": arch, "os": "linux", "created": "1970-01-01T00:00:00Z",
+          "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                     "Cmd": ["bash"]},
+          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
+          # buildah insists on one non-empty history entry per layer
+          "history": [{"created": "1970-01-01T00:00:00Z",
+                       "created_by": "debootstrap --variant=minbase bookworm"}]}
+manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       **put(json.dumps(config).encode())},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}]}
+mdesc = {"mediaType": manifest["mediaType"], **put(json.dumps(manifest).encode()),
+         "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}
+with open(os.path.join(out, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [mdesc]}, f)
+with open(os.path.join(out, "oci-layout"), "w") as f:
+    json.dump({"imageLayoutVersion": "1.0.0"}, f)
+EOF
+  echo "$layout_recipe" >"$cache/base/layout.partial/recipe"
+  mv "$cache/base/layout.partial" "$cache/base/layout"
 fi
+rm -rf "$cache/base/oci" "$cache/base/Dockerfile"  # left by an earlier version of this script
 
 # --- the local registry ------------------------------------------------------------------------
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -159,7 +198,7 @@ docker-registry serve "$tmp/registry/config.yml" >"$tmp/registry/log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://$REG/v2/" >/dev/null && break; sleep 0.1; done
 curl -fs "http://$REG/v2/" >/dev/null || { cat "$tmp/registry/log" >&2; exit 1; }
-HOIST_TEST_LOOPBACK_ONLY=1 "$hoist" --progress quiet copy "oci:$cache/base/oci:bookworm" "$REG/base:bookworm" >&2
+HOIST_TEST_LOOPBACK_ONLY=1 "$hoist" --progress quiet copy "oci:$cache/base/layout:bookworm" "$REG/base:bookworm" >&2
 
 # --- the build context: a copy, since scenarios append lines to source files --------------------
 ctx="$tmp/ctx"
@@ -189,6 +228,9 @@ edit_src() { # a one-line change, to a different file each time
 # previous run's repository instead of uploading them. A new data root forgets everything.
 dockerd_pid=""
 dockerd_n=0
+docker_args=()
+# Not exported: DOCKER_CONFIG in the environment would be read by buildah and hoist too.
+dk() { DOCKER_BUILDKIT=1 "$DOCKER" "${docker_args[@]}" "$@"; }
 start_dockerd() {
   stop_dockerd
   dockerd_n=$((dockerd_n + 1))
@@ -200,9 +242,9 @@ start_dockerd() {
     --pidfile "$d/docker.pid" >"$d/dockerd.log" 2>&1 &
   dockerd_pid=$!
   pids+=("$dockerd_pid")
-  export DOCKER_HOST="unix://$d/docker.sock" DOCKER_CONFIG="$d/client" DOCKER_BUILDKIT=1
+  docker_args=(-H "unix://$d/docker.sock" --config "$d/client")
   for _ in $(seq 300); do
-    "$DOCKER" version >/dev/null 2>&1 && return 0
+    dk version >/dev/null 2>&1 && return 0
     kill -0 "$dockerd_pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -214,6 +256,9 @@ stop_dockerd() {
   [ -n "$dockerd_pid" ] || return 0
   kill "$dockerd_pid" 2>/dev/null || true
   wait "$dockerd_pid" 2>/dev/null || true
+  local p rest=()  # forget its pid: cleanup must not signal a recycled one
+  for p in "${pids[@]}"; do [ "$p" = "$dockerd_pid" ] || rest+=("$p"); done
+  pids=("${rest[@]}")
   dockerd_pid=""
   unmount_under "$tmp/d$dockerd_n"
   rm -rf "$tmp/d$dockerd_n"
@@ -236,11 +281,16 @@ run_buildah() { # state-dir image
 }
 
 # --- the three build+push commands --------------------------------------------------------------
+# --json: one result line with hoist's cache counters (layers reused/built), for the report.
 run_hoist() { # cache-dir image [extra flags]
-  HOIST_CACHE_DIR="$1" HOIST_TEST_LOOPBACK_ONLY=1 "$hoist" --progress quiet build "$ctx" -t "$2" --push "${@:3}"
+  HOIST_CACHE_DIR="$1" HOIST_TEST_LOOPBACK_ONLY=1 "$hoist" --progress quiet --json build "$ctx" -t "$2" --push "${@:3}"
 }
+# The same with SOURCE_DATE_EPOCH=0. Without it, COPY's layer holds its parent directory (/app)
+# stamped with the build's time, as BuildKit's does, so its bytes, and so hoist's content-keyed
+# layer cache, change on every build; this shows what the cache does when layers can match.
+run_hoist_sde() { SOURCE_DATE_EPOCH=0 run_hoist "$@"; }
 run_docker() { # image [extra flags]
-  "$DOCKER" build --network host --progress plain -t "$1" "${@:2}" "$ctx" && "$DOCKER" push "$1"
+  dk build --network host --progress plain -t "$1" "${@:2}" "$ctx" && dk push "$1"
 }
 
 results="$tmp/results.txt"
@@ -261,14 +311,23 @@ timed() {
   fi
   t1="$(date +%s.%N)"
   repo="${image#"$REG"/}"; tag="${repo##*:}"; repo="${repo%:*}"
-  if ! curl -fsS -o /dev/null -I \
+  # The pushed manifest's layer sizes, to show that every tool pushed a comparable image.
+  if ! size="$(curl -fsS \
       -H 'Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' \
-      "http://$REG/v2/$repo/manifests/$tag"; then
+      "http://$REG/v2/$repo/manifests/$tag" |
+      python3 -c 'import json, sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')"; then
     echo "FAILED: $scen/$tool said ok but $image is not in the registry" >&2
     echo "$scen $tool fail" >>"$results"
     return 0
   fi
-  echo "$scen $tool $(python3 -c "print($t1 - $t0)")" >>"$results"
+  local counters=""
+  case $tool in hoist*) counters="$(grep '^{' "$log" | tail -1 | python3 -c '
+import json, sys
+c = json.load(sys.stdin).get("cache", {})
+reused, built = c.get("layers_reused", 0), c.get("layers_built", 0)
+print(f"{reused}/{reused + built}")' || true)" ;;
+  esac
+  echo "$scen $tool $(python3 -c "print($t1 - $t0)") $size $counters" >>"$results"
 }
 # untimed LOGNAME command...: a priming step; a failure is shown and the benchmark goes on.
 untimed() {
@@ -307,13 +366,15 @@ if has warm; then
   echo "  warm: priming each tool's cache (untimed)..." >&2
   start_dockerd
   untimed warm-prime-hoist run_hoist "$tmp/hc-warm" "$REG/bench/hoist-warm:0"
+  untimed warm-prime-hoist-sde run_hoist_sde "$tmp/hc-sde-warm" "$REG/bench/hoist-sde-warm:0"
   untimed warm-prime-docker run_docker "$REG/bench/docker-warm:0"
   untimed warm-prime-buildah run_buildah "$tmp/bh-warm" "$REG/bench/buildah-warm:0"
   for n in $(seq "$RUNS"); do
     edit_src
     for tool in $(order "$n"); do
       case $tool in
-        hoist) timed warm hoist "$REG/bench/hoist-warm:$n" run_hoist "$tmp/hc-warm" "$REG/bench/hoist-warm:$n" ;;
+        hoist) timed warm hoist "$REG/bench/hoist-warm:$n" run_hoist "$tmp/hc-warm" "$REG/bench/hoist-warm:$n"
+               timed warm hoist-sde0 "$REG/bench/hoist-sde-warm:$n" run_hoist_sde "$tmp/hc-sde-warm" "$REG/bench/hoist-sde-warm:$n" ;;
         buildkit) timed warm buildkit "$REG/bench/docker-warm:$n" run_docker "$REG/bench/docker-warm:$n" ;;
         buildah) timed warm buildah "$REG/bench/buildah-warm:$n" run_buildah "$tmp/bh-warm" "$REG/bench/buildah-warm:$n" ;;
       esac
@@ -321,7 +382,7 @@ if has warm; then
     echo "  warm: round $n/$RUNS done" >&2
   done
   stop_dockerd
-  unmount_under "$tmp/bh-warm"; rm -rf "$tmp/bh-warm" "$tmp/hc-warm"
+  unmount_under "$tmp/bh-warm"; rm -rf "$tmp/bh-warm" "$tmp/hc-warm" "$tmp/hc-sde-warm"
 fi
 
 # --- 3. an empty runner with a cache in the registry ----------------------------------------------
@@ -333,7 +394,9 @@ if has cachefrom; then
   echo "  cache from registry: writing the caches (untimed)..." >&2
   untimed cachefrom-prime-hoist run_hoist "$tmp/hc-src" "$REG/bench/hoist-cachesrc:latest" \
     --cache-to "$REG/bench/cache:latest"
-  rm -rf "$tmp/hc-src"
+  untimed cachefrom-prime-hoist-sde run_hoist_sde "$tmp/hc-src-sde" "$REG/bench/hoist-sde-cachesrc:latest" \
+    --cache-to "$REG/bench/cache-sde:latest"
+  rm -rf "$tmp/hc-src" "$tmp/hc-src-sde"
   start_dockerd
   untimed cachefrom-prime-docker run_docker "$REG/bench/app:cachesrc" --build-arg BUILDKIT_INLINE_CACHE=1
   stop_dockerd
@@ -343,7 +406,10 @@ if has cachefrom; then
       case $tool in
         hoist) timed cachefrom hoist "$REG/bench/hoist-cf-$n:latest" run_hoist "$tmp/hc-cf-$n" \
                  "$REG/bench/hoist-cf-$n:latest" --cache-from "$REG/bench/cache:latest"
-               rm -rf "$tmp/hc-cf-$n" ;;
+               rm -rf "$tmp/hc-cf-$n"
+               timed cachefrom hoist-sde0 "$REG/bench/hoist-sde-cf-$n:latest" run_hoist_sde "$tmp/hc-sde-cf-$n" \
+                 "$REG/bench/hoist-sde-cf-$n:latest" --cache-from "$REG/bench/cache-sde:latest"
+               rm -rf "$tmp/hc-sde-cf-$n" ;;
         buildkit) start_dockerd
                   timed cachefrom buildkit "$REG/bench/docker-cf-$n:latest" run_docker \
                     "$REG/bench/docker-cf-$n:latest" --cache-from "$REG/bench/app:cachesrc"
@@ -375,13 +441,17 @@ python3 - "$results" "$(cat "$tmp/newbytes")" "$(nproc)" <<'EOF'
 import statistics, sys
 from collections import defaultdict
 
-times, failed = defaultdict(list), defaultdict(int)
+times, failed, sizes, counters = defaultdict(list), defaultdict(int), {}, defaultdict(list)
 for line in open(sys.argv[1]):
-    scen, tool, t = line.split()
+    scen, tool, t, *rest = line.split()
     if t == "fail":
         failed[scen, tool] += 1
     else:
         times[scen, tool].append(float(t))
+        if rest:
+            sizes[scen, tool] = int(rest[0])
+        if len(rest) > 1:
+            counters[scen, tool].append(rest[1])
 newbytes, cores = int(sys.argv[2]), int(sys.argv[3])
 med = {k: statistics.median(v) for k, v in times.items()}
 
@@ -389,25 +459,29 @@ def cell(key):
     if key not in med:
         return f"{'failed' if failed[key] else '-':>10}", "all runs failed" if failed[key] else ""
     runs = " ".join(f"{t:.2f}" for t in times[key])
+    if counters[key]:
+        runs += f"  (layers reused/total: {' '.join(counters[key])})"
     if failed[key]:
         runs += f" ({failed[key]} failed)"
     return f"{med[key]:10.2f}", runs
 
+# image MB: the compressed layers in the pushed manifest (base included), last run.
 titles = {"cold": "1. cold (build+push)", "warm": "2. warm, 1 line changed",
           "cachefrom": "3. empty runner, cache from registry"}
 # targets: (scenario, peer) -> minimum peer_time / hoist_time
 targets = {("cold", "buildkit"): 5, ("cold", "buildah"): 5, ("warm", "buildkit"): 3,
            ("warm", "buildah"): 10}
 verdicts = []
-print(f"\n{'scenario':38}{'tool':10}{'median s':>10}{'peer/hoist':>12}   runs (s)")
+print(f"\n{'scenario':38}{'tool':12}{'median s':>10}{'peer/hoist':>12}{'image MB':>10}   runs (s)")
 for scen, title in titles.items():
-    tools = [t for t in ("hoist", "buildkit", "buildah") if (scen, t) in med or failed[scen, t]]
+    tools = [t for t in ("hoist", "buildkit", "buildah", "hoist-sde0")
+             if (scen, t) in med or failed[scen, t]]
     if not tools:
         continue
     for i, tool in enumerate(tools):
         m, runs = cell((scen, tool))
         ratio = ""
-        if tool != "hoist" and (scen, tool) in med and (scen, "hoist") in med:
+        if tool in ("buildkit", "buildah") and (scen, tool) in med and (scen, "hoist") in med:
             r = med[scen, tool] / med[scen, "hoist"]
             ratio = f"{r:.2f}x"
             if (scen, tool) in targets:
@@ -416,19 +490,26 @@ for scen, title in titles.items():
                                 f"{'met' if r >= goal else 'not met'})")
         elif (scen, tool) in targets:
             verdicts.append(f"{scen}: hoist vs {tool}: no ratio (a tool failed): not met")
-        print(f"{title if i == 0 else '':38}{tool:10}{m}{ratio:>12}   {runs}")
+        mb = f"{sizes[scen, tool] / 1e6:.1f}" if (scen, tool) in sizes else ""
+        print(f"{title if i == 0 else '':38}{tool:12}{m}{ratio:>12}{mb:>10}   {runs}")
 if any(k[0] == "limit" for k in times):
-    title = f"4. the limit: tar|gzip -6|sha256 ({newbytes / 1e6:.0f} MB)"
+    title = f"4. limit: tar|gzip -6|sha256, {newbytes / 1e6:.0f} MB"
     for i, tool in enumerate(t for t in ("gzip", "pigz") if ("limit", t) in med):
         m, runs = cell(("limit", tool))
         name = "gzip" if tool == "gzip" else f"pigz({cores})"
-        print(f"{title if i == 0 else '':38}{name:10}{m}{'':>12}   {runs}")
-    for scen in ("cold", "warm"):
-        if (scen, "hoist") in med and ("limit", "gzip") in med:
-            print(f"\n{scen}: hoist build+push takes {med[scen, 'hoist'] / med['limit', 'gzip']:.2f}x"
-                  f" the single-stream gzip+sha256 of the new bytes", end="")
-    print()
+        print(f"{title if i == 0 else '':38}{name:12}{m}{'':>22}   {runs}")
 print()
+for scen in ("cold", "warm"):
+    if (scen, "hoist") in med and ("limit", "gzip") in med:
+        print(f"{scen}: hoist build+push takes {med[scen, 'hoist'] / med['limit', 'gzip']:.2f}x the time"
+              f" of one gzip -6 + sha256 stream over the {newbytes / 1e6:.0f} MB of new bytes")
 for v in verdicts:
     print(v)
+for scen in ("warm", "cachefrom"):
+    if (scen, "hoist-sde0") in med and (scen, "buildkit") in med:
+        print(f"{scen}, info: with SOURCE_DATE_EPOCH=0 hoist takes {med[scen, 'hoist-sde0']:.2f} s:"
+              f" buildkit/hoist {med[scen, 'buildkit'] / med[scen, 'hoist-sde0']:.2f}x", end="")
+        if (scen, "buildah") in med:
+            print(f", buildah/hoist {med[scen, 'buildah'] / med[scen, 'hoist-sde0']:.2f}x", end="")
+        print()
 EOF

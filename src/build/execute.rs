@@ -126,7 +126,12 @@ pub struct Builder<'a> {
     stages: Vec<Option<StageState>>,
     /// Images named by `COPY --from=image`, by reference.
     images: HashMap<String, StageState>,
+    /// The build's time, for `created` in the config and history.
     now: i64,
+    /// The mtime of what hoist itself creates in the filesystem (missing parents, WORKDIR,
+    /// heredoc files): SOURCE_DATE_EPOCH, else the Unix epoch, never the build time, so that
+    /// an unchanged step gives the same layer and is found in the cache.
+    fs_time: i64,
 }
 
 impl<'a> Builder<'a> {
@@ -162,6 +167,7 @@ impl<'a> Builder<'a> {
             stages: vec![None; plan.stages.len()],
             images: HashMap::new(),
             now,
+            fs_time: options.epoch.unwrap_or(0),
         })
     }
 
@@ -544,7 +550,7 @@ impl<'a> Builder<'a> {
                     let resolved = state.view.resolve(&wd, true).map_err(|e| Error::Usage(e.to_string()))?;
                     state
                         .view
-                        .mkdir_all(&resolved, 0o755, uid, gid, self.now)
+                        .mkdir_all(&resolved, 0o755, uid, gid, self.fs_time)
                         .map_err(|e| Error::Usage(e.to_string()))?;
                     let with_layer = self.commit_layer(state).await?;
                     self.history(state, format!("WORKDIR {wd}"), with_layer);
@@ -688,7 +694,7 @@ impl<'a> Builder<'a> {
             chmod: mode,
             include: None,
             exclude: exclude.as_ref(),
-            now: self.now,
+            now: self.fs_time,
         };
         let mut message = String::from(name);
         if args.parents {
@@ -755,7 +761,7 @@ impl<'a> Builder<'a> {
                     mode: 0o644,
                     uid: 0,
                     gid: 0,
-                    mtime: self.now,
+                    mtime: self.fs_time,
                     size: content.len() as u64,
                     content: Content::Bytes(Arc::new(content.into_bytes())),
                 },
@@ -882,7 +888,7 @@ impl<'a> Builder<'a> {
         let root = dst
             .resolve(&clean_abs(dest), true)
             .map_err(|e| Error::Usage(e.to_string()))?;
-        dst.mkdir_all(&root, 0o755, uid, gid, self.now)
+        dst.mkdir_all(&root, 0o755, uid, gid, self.fs_time)
             .map_err(|e| Error::Usage(e.to_string()))?;
         let reader =
             tar_reader(archive, &self.scratch_file(archive)).map_err(|e| Error::io(archive, e))?;
@@ -927,7 +933,7 @@ impl<'a> Builder<'a> {
                 _ => continue,
             };
             let parent = super::fsview::parent_of(&path).unwrap_or("/").to_string();
-            dst.mkdir_all(&parent, 0o755, 0, 0, self.now)
+            dst.mkdir_all(&parent, 0o755, 0, 0, self.fs_time)
                 .map_err(|e| Error::Usage(e.to_string()))?;
             if kind != Kind::Dir && dst.get(&path).is_some_and(Node::is_dir) {
                 dst.remove_tree(&path);

@@ -331,10 +331,26 @@ impl FsView {
                 p = parent_of(dir);
             }
         }
-        paths
+        let (mut entries, mut links): (Vec<_>, Vec<_>) = paths
             .into_iter()
             .filter_map(|p| self.nodes.get(&p).map(|n| (p, n.clone())))
-            .collect()
+            .partition(|(_, n)| !matches!(n.kind, Kind::Hardlink(_)));
+        // A hard link must come after its target in a tar, whatever their names: links go
+        // last, each once the link it points to (if that is in this layer too) is written.
+        while !links.is_empty() {
+            let pending: BTreeSet<String> = links.iter().map(|(p, _)| p.clone()).collect();
+            let (ready, waiting): (Vec<_>, Vec<_>) = links.into_iter().partition(
+                |(_, n)| !matches!(&n.kind, Kind::Hardlink(target) if pending.contains(target)),
+            );
+            links = waiting;
+            if ready.is_empty() {
+                // Links pointing at each other cannot be ordered; write them as they are.
+                entries.append(&mut links);
+                break;
+            }
+            entries.extend(ready);
+        }
+        entries
     }
 }
 
@@ -398,6 +414,33 @@ mod tests {
         assert!(fs.get("/a/b/c").is_none());
         let names: Vec<_> = fs.children("/").map(|(k, _)| k.clone()).collect();
         assert_eq!(names, ["/a"]);
+    }
+
+    #[test]
+    fn hard_links_come_after_their_targets() {
+        let mut fs = FsView::new();
+        fs.put("/z", file(0o644));
+        fs.put(
+            "/a",
+            Node {
+                kind: Kind::Hardlink("/z".into()),
+                ..file(0o644)
+            },
+        );
+        fs.put(
+            "/b",
+            Node {
+                kind: Kind::Hardlink("/a".into()),
+                ..file(0o644)
+            },
+        );
+        let changed = fs.take_changes();
+        let paths: Vec<_> = fs
+            .layer_entries(&changed)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(paths, ["/z", "/a", "/b"]);
     }
 
     #[test]

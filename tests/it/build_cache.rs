@@ -189,3 +189,31 @@ fn the_registry_cache_serves_a_fresh_runner() {
     );
     assert!(cold.ok().stderr.contains("not used"), "{}", cold.stderr);
 }
+
+/// Without SOURCE_DATE_EPOCH, directories hoist creates (missing parents, WORKDIR) do not
+/// carry the build time, so an unchanged step is still the same layer and is reused.
+#[test]
+fn unchanged_steps_are_reused_without_source_date_epoch() {
+    let dir = project();
+    std::fs::write(
+        dir.path().join("ctx/Dockerfile"),
+        "FROM scratch\nWORKDIR /srv/app\nCOPY dir /deep/new/dir\nCOPY <<EOF /etc/note\nhi\nEOF\n",
+    )
+    .unwrap();
+    let run = |_: usize| {
+        Hoist::new()
+            .env("HOIST_CACHE_DIR", dir.path().join("cache"))
+            .run([
+                "--json",
+                "build",
+                dir.path().join("ctx").to_str().unwrap(),
+                "-o",
+                &format!("oci:{}", dir.path().join("out").display()),
+            ])
+    };
+    let first = run(1);
+    assert_eq!(counts(first.ok()).2, 3);
+    let second = run(2);
+    let (_, _, built, reused) = counts(second.ok());
+    assert_eq!((built, reused), (0, 3));
+}

@@ -312,3 +312,38 @@ fn named_build_contexts() {
     );
     assert!(built.contains_key("/a"));
 }
+
+/// Hard links unpacked by ADD are written after their targets even when their names sort
+/// first; Docker refuses a layer otherwise ("link ... no such file or directory").
+#[test]
+fn unpacked_hard_links_load_into_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("z-target"), "data\n").unwrap();
+    std::fs::hard_link(src.join("z-target"), src.join("a-link")).unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("cf")
+        .arg(ctx.join("root.tar"))
+        .arg("-C")
+        .arg(&src)
+        .args(["z-target", "a-link"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nADD root.tar /\n").unwrap();
+    let archive = dir.path().join("img.tar");
+    Hoist::new()
+        .run([
+            "build",
+            ctx.to_str().unwrap(),
+            "-o",
+            &format!("docker-archive:{}:hoist/links:v1", archive.display()),
+        ])
+        .ok();
+    crate::harness::reference::docker()
+        .load(&archive)
+        .unwrap_or_else(|e| panic!("docker load: {e}"));
+}
