@@ -79,6 +79,7 @@ pub struct RemoteLayer {
 
 pub struct Cache {
     root: Option<PathBuf>,
+    known: Mutex<HashMap<PathBuf, std::fs::Metadata>>,
     /// Keys → layers from `--cache-from` (the first reference that has a key wins).
     remote: Mutex<HashMap<Digest, RemoteLayer>>,
     /// Only files under this directory (the build context) are remembered in the stat cache;
@@ -101,6 +102,7 @@ impl Cache {
         Cache {
             root: root.map(Path::to_path_buf),
             remote: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
             context: Mutex::new(None),
             reuse,
             stat: Mutex::new(stat),
@@ -121,9 +123,18 @@ impl Cache {
         }
     }
 
+    /// Metadata already read (by the context walk), so files are not stat'ed twice.
+    pub fn remember_metadata(&self, known: HashMap<PathBuf, std::fs::Metadata>) {
+        self.known.lock().expect("metadata lock").extend(known);
+    }
+
     /// The content digest of a context file, from the stat cache when the file is unchanged.
     pub fn file_digest(&self, path: &Path) -> Result<Digest> {
-        let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        let known = self.known.lock().expect("metadata lock").get(path).cloned();
+        let meta = match known {
+            Some(meta) => meta,
+            None => std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?,
+        };
         let key = path.to_string_lossy().into_owned();
         let fresh = |digest: Digest| StatEntry {
             size: meta.len(),

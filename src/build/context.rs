@@ -87,15 +87,24 @@ impl Context {
 
     /// Walks the context (lstat only) into a view: context files belong to root (BuildKit
     /// resets their owner), keep their mode and mtime, and are read when a layer is written.
-    pub fn view(&self) -> Result<FsView> {
+    /// Also returns each file's metadata, for the stat cache.
+    pub fn view(&self) -> Result<(FsView, HashMap<PathBuf, std::fs::Metadata>)> {
         let mut view = FsView::new();
+        let mut metadata = HashMap::new();
         let root_meta = std::fs::metadata(&self.root).map_err(|e| Error::io(&self.root, e))?;
         view.put_base(
             "/",
             Node::dir(root_meta.mode() & 0o7777, 0, 0, root_meta.mtime()),
         );
-        self.walk(&self.root, "", false, &mut view, &mut HashMap::new())?;
-        Ok(view)
+        self.walk(
+            &self.root,
+            "",
+            false,
+            &mut view,
+            &mut HashMap::new(),
+            &mut metadata,
+        )?;
+        Ok((view, metadata))
     }
 
     /// Adds the entries under `dir`; returns whether anything was included.
@@ -106,6 +115,7 @@ impl Context {
         parent_excluded: bool,
         view: &mut FsView,
         inodes: &mut HashMap<(u64, u64), String>,
+        metadata: &mut HashMap<PathBuf, std::fs::Metadata>,
     ) -> Result<bool> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
@@ -148,7 +158,8 @@ impl Context {
                     // Put the directory first so its children have a parent, drop it again if
                     // it was excluded and nothing under it came back in.
                     view.put_base(&abs, node);
-                    let included = self.walk(&path, &child_rel, excluded, view, inodes)?;
+                    let included =
+                        self.walk(&path, &child_rel, excluded, view, inodes, metadata)?;
                     if excluded && !included {
                         view.remove_tree(&abs);
                     } else {
@@ -181,6 +192,9 @@ impl Context {
                 Kind::Other
             };
             let size = if kind == Kind::File { meta.len() } else { 0 };
+            if kind == Kind::File {
+                metadata.insert(path.clone(), meta.clone());
+            }
             view.put_base(
                 &abs,
                 Node {

@@ -122,7 +122,7 @@ pub struct Builder<'a> {
     /// Whether the stage being built is the target (whose layers are uploaded early).
     in_target: bool,
     work: Arc<tempfile::TempDir>,
-    context: Option<(Context, FsView)>,
+    context: Option<(Context, Arc<FsView>)>,
     stages: Vec<Option<StageState>>,
     /// Images named by `COPY --from=image`, by reference.
     images: HashMap<String, StageState>,
@@ -357,7 +357,7 @@ impl<'a> Builder<'a> {
             Some(NamedContext::Image(reference)) => self.resolve_image(&reference, platform).await,
             Some(NamedContext::Dir(dir)) => {
                 let mut state = scratch_state(platform);
-                state.view = Context::open(&dir, None, &self.options.skipped)?.view()?;
+                state.view = Context::open(&dir, None, &self.options.skipped)?.view()?.0;
                 Ok(state)
             }
             None => Err(Error::Internal(format!("no build context named {name}"))),
@@ -664,10 +664,11 @@ impl<'a> Builder<'a> {
             )));
         }
         let platform = self.options.platform.clone();
-        let src_view: FsView = match (from, from_stage) {
+        // Shared, not copied: a context or base can hold tens of thousands of paths.
+        let src_view: Arc<FsView> = match (from, from_stage) {
             (Some(_), Some(i)) => self.stages[i]
                 .as_ref()
-                .map(|s| s.view.clone())
+                .map(|s| Arc::new(s.view.clone()))
                 .ok_or_else(|| Error::Internal(format!("stage {i} not built")))?,
             (Some(image), None) => {
                 if !self.images.contains_key(image) {
@@ -679,15 +680,15 @@ impl<'a> Builder<'a> {
                     };
                     self.images.insert(image.to_string(), resolved);
                 }
-                self.images[image].view.clone()
+                Arc::new(self.images[image].view.clone())
             }
-            (None, _) => self.context_view()?.clone(),
+            (None, _) => self.context_view()?,
         };
 
         let mut target = if args.link {
             FsView::new()
         } else {
-            state.view.clone()
+            std::mem::take(&mut state.view)
         };
         let spec = CopySpec {
             chown: owner,
@@ -972,18 +973,19 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn context_view(&mut self) -> Result<&FsView> {
+    fn context_view(&mut self) -> Result<Arc<FsView>> {
         if self.context.is_none() {
             let context = Context::open(
                 &self.options.context,
                 self.options.dockerfile_path.as_deref(),
                 &self.options.skipped,
             )?;
-            let view = context.view()?;
+            let (view, metadata) = context.view()?;
             self.cache.set_context(context.root());
-            self.context = Some((context, view));
+            self.cache.remember_metadata(metadata);
+            self.context = Some((context, Arc::new(view)));
         }
-        Ok(&self.context.as_ref().expect("just set").1)
+        Ok(self.context.as_ref().expect("just set").1.clone())
     }
 
     /// Writes the stage's changes since the last step as a layer; false if nothing changed.
