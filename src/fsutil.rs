@@ -7,8 +7,18 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader sees the old content or the new, never a torn file.
+/// reader sees the old content or the new, never a torn file; synced to disk first.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_replacing(path, bytes, mode, true)
+}
+
+/// Like [`write_atomic`] without waiting for the disk: for cache entries, which are checked
+/// when read and only cost a rebuild when lost.
+pub fn write_cache_entry(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_replacing(path, bytes, 0o644, false)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
@@ -23,9 +33,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::fsview::{Content, FsView, Kind, Node, clean_abs, join, parent_of};
 use crate::digest::error_from_reader;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_cache_entry;
 use crate::oci::{Descriptor, layer_tar_reader};
 use crate::reference::Digest;
 use crate::source::Source;
@@ -148,11 +148,7 @@ pub async fn layer_index(
     .map_err(|e| Error::Internal(format!("layer indexing panicked: {e}")))??;
     if let Some(path) = &cached {
         // A cache that cannot be written only costs a re-read next time.
-        let _ = write_atomic(
-            path,
-            &serde_json::to_vec(&index).expect("index serialises"),
-            0o644,
-        );
+        let _ = write_cache_entry(path, &serde_json::to_vec(&index).expect("index serialises"));
     }
     Ok(index)
 }

@@ -24,7 +24,7 @@ use super::layer::BuiltLayer;
 use crate::compress::Codec;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_cache_entry;
 use crate::oci::Descriptor;
 use crate::reference::Digest;
 use crate::source::Source;
@@ -270,10 +270,9 @@ impl Cache {
             descriptor: layer.descriptor.clone(),
             diff_id: layer.diff_id.clone(),
         };
-        write_atomic(
+        write_cache_entry(
             &root.join("layers").join(format!("{}.json", key.hex())),
             &serde_json::to_vec(&entry).expect("cache entries serialise"),
-            0o644,
         )
     }
 
@@ -283,10 +282,9 @@ impl Cache {
             && self.stat_dirty.load(Ordering::Relaxed)
         {
             let stat = self.stat.lock().expect("stat cache lock");
-            let _ = write_atomic(
+            let _ = write_cache_entry(
                 &root.join("local").join("stat.json"),
                 &serde_json::to_vec(&*stat).expect("stat cache serialises"),
-                0o644,
             );
         }
     }

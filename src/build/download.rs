@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_cache_entry;
 use crate::reference::Digest;
 
 /// A downloaded file: where its bytes are and the mtime it gets in the image.
@@ -153,10 +153,9 @@ pub async fn fetch(
         last_modified,
     };
     // A record that cannot be written only costs a download next time.
-    let _ = write_atomic(
+    let _ = write_cache_entry(
         &record_path,
         &serde_json::to_vec(&record).expect("record serialises"),
-        0o644,
     );
     Ok(Downloaded { path, size, mtime })
 }
