@@ -106,40 +106,19 @@ fn broken_inputs_name_the_dockerfile_line_and_write_nothing() {
 fn the_default_output_is_an_oci_layout_in_the_current_directory() {
     let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY a /\n"), ("a", "a\n")]);
     let cwd = tempfile::tempdir().unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .current_dir(cwd.path())
-        .env("HOIST_TEST_LOOPBACK_ONLY", "1")
-        .args([
-            "--progress",
-            "quiet",
+    let build = || {
+        Hoist::new().current_dir(cwd.path()).run([
             "build",
             ctx.path().to_str().unwrap(),
             "-t",
             "example/app:v3",
         ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    };
+    build().ok();
     let layout = cwd.path().join("hoist-out");
     assert!(skopeo_raw(&format!("oci:{}:v3", layout.display()), None).is_some());
     // A rebuild replaces the entry of the same name.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .current_dir(cwd.path())
-        .args([
-            "--progress",
-            "quiet",
-            "build",
-            ctx.path().to_str().unwrap(),
-            "-t",
-            "example/app:v3",
-        ])
-        .output()
-        .unwrap();
-    assert!(again.status.success());
+    build().ok();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
@@ -379,22 +358,17 @@ fn the_example_project_builds_on_the_example_base() {
     let cwd = tempfile::tempdir().unwrap();
     let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
     let base = crate::harness::registry::example_layout();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+    Hoist::new()
         .current_dir(cwd.path())
-        .env("HOIST_TEST_LOOPBACK_ONLY", "1")
-        .env("HOIST_CACHE_DIR", cwd.path().join("cache"))
-        .args(["--progress", "quiet", "build"])
-        .arg(&app)
-        .arg("--build-arg")
-        .arg(format!("BASE=oci-layout://{}:latest", base.display()))
-        .args(["-t", "hoist/example:latest"])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .run([
+            "build",
+            app.to_str().unwrap(),
+            "--build-arg",
+            &format!("BASE=oci-layout://{}:latest", base.display()),
+            "-t",
+            "hoist/example:latest",
+        ])
+        .ok();
     let layout = cwd.path().join("hoist-out");
     let tree = crate::harness::tree::unpack_layout(&layout, "latest", &cwd.path().join("unpack"));
     let index = &tree["/home/app/site/index.html"];

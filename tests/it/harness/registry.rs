@@ -273,6 +273,11 @@ impl Hoist {
         self
     }
 
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
     pub fn stdin(mut self, input: &str) -> Self {
         self.stdin = Some(input.as_bytes().to_vec());
         self
