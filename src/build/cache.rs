@@ -3,7 +3,7 @@
 //!   (paths, types, modes, owners, clamped mtimes, link targets and content digests) plus the
 //!   compression, so a step whose result is unchanged reuses its compressed blob and nothing
 //!   is compressed again;
-//! - a stat cache (path, size, mtime, ctime, inode, mode → sha256) so an unchanged context is
+//! - a stat cache (path, size, mtime, ctime, inode, mode → sha256; `local/stat.v1.tsv`) so an unchanged context is
 //!   walked, not read;
 //! - base path indexes (see `baseindex`).
 //!
@@ -29,6 +29,43 @@ use crate::oci::Descriptor;
 use crate::reference::Digest;
 use crate::source::Source;
 
+/// The stat cache: one line per file, `size mtime ctime inode mode digest path`, tab-separated
+/// (read on every build, so a plain format that parses fast rather than JSON).
+const STAT_FILE: &str = "stat.v1.tsv";
+
+fn format_stat_cache(stat: &BTreeMap<String, StatEntry>) -> String {
+    let mut out = String::with_capacity(stat.len() * 160);
+    for (path, e) in stat {
+        // Paths with tabs or newlines are simply not remembered.
+        if path.contains(['\t', '\n']) {
+            continue;
+        }
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{path}\n",
+            e.size, e.mtime_ns, e.ctime_ns, e.ino, e.mode, e.digest
+        ));
+    }
+    out
+}
+
+/// Lines that do not parse are skipped: the file is only a cache.
+fn parse_stat_cache(text: &str) -> BTreeMap<String, StatEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(7, '\t');
+            let entry = StatEntry {
+                size: f.next()?.parse().ok()?,
+                mtime_ns: f.next()?.parse().ok()?,
+                ctime_ns: f.next()?.parse().ok()?,
+                ino: f.next()?.parse().ok()?,
+                mode: f.next()?.parse().ok()?,
+                digest: Digest::parse(f.next()?).ok()?,
+            };
+            Some((f.next()?.to_string(), entry))
+        })
+        .collect()
+}
+
 /// Bump when the layer format (tar headers, compression blocks) changes.
 const LAYER_FORMAT: &str = "hoist-layer-v1";
 
@@ -43,7 +80,7 @@ pub struct CacheStats {
     pub layers_built: AtomicU64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct StatEntry {
     size: u64,
     mtime_ns: i128,
@@ -96,8 +133,8 @@ impl Cache {
     /// A cache in `root` (None: no cache at all).
     pub fn open(root: Option<&Path>, reuse: bool) -> Self {
         let stat = root
-            .and_then(|r| std::fs::read(r.join("local").join("stat.json")).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|r| std::fs::read_to_string(r.join("local").join(STAT_FILE)).ok())
+            .map(|text| parse_stat_cache(&text))
             .unwrap_or_default();
         Cache {
             root: root.map(Path::to_path_buf),
@@ -283,9 +320,33 @@ impl Cache {
         {
             let stat = self.stat.lock().expect("stat cache lock");
             let _ = write_cache_entry(
-                &root.join("local").join("stat.json"),
-                &serde_json::to_vec(&*stat).expect("stat cache serialises"),
+                &root.join("local").join(STAT_FILE),
+                format_stat_cache(&stat).as_bytes(),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stat_cache_round_trips_and_skips_odd_paths() {
+        let entry = StatEntry {
+            size: 12,
+            mtime_ns: 1_700_000_000_123_456_789,
+            ctime_ns: -5,
+            ino: 42,
+            mode: 0o100644,
+            digest: Digest::sha256_of(b"x"),
+        };
+        let mut stat = BTreeMap::new();
+        stat.insert("/ctx/a file".to_string(), entry.clone());
+        stat.insert("/ctx/tab\there".to_string(), entry.clone());
+        let parsed = parse_stat_cache(&format_stat_cache(&stat));
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed["/ctx/a file"], entry);
+        assert!(parse_stat_cache("garbage\n1\t2\n").is_empty());
     }
 }

@@ -144,7 +144,8 @@ impl Context {
                 .matcher
                 .as_ref()
                 .is_some_and(|m| m.matches_with_parent(&child_rel, parent_excluded));
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+            // fstatat on the open directory: no path walk per file.
+            let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
             let abs = format!("/{child_rel}");
             let file_type = meta.file_type();
             if file_type.is_dir() {
