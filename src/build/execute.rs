@@ -219,6 +219,20 @@ impl<'a> Builder<'a> {
             .platform
             .clone()
             .unwrap_or_else(|| self.options.platform.clone());
+        let base = match &stage.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Stage(i) => self.plan.stages[*i]
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{i}")),
+            Base::Image(reference) | Base::Named(reference) => reference.clone(),
+        };
+        self.client
+            .reporter()
+            .report(crate::progress::Event::Info(format!(
+                "{}:{} FROM {base}",
+                self.options.dockerfile_name, stage.from_line
+            )));
         let mut state = match &stage.base {
             Base::Scratch => scratch_state(&platform),
             Base::Stage(i) => self.stages[*i].clone().ok_or_else(|| {
@@ -262,6 +276,15 @@ impl<'a> Builder<'a> {
         }
         instructions.extend(stage.instructions.iter().cloned());
         for instruction in &instructions {
+            // One line per step, like BuildKit's plain progress.
+            self.client
+                .reporter()
+                .report(crate::progress::Event::Info(format!(
+                    "{}:{} {}",
+                    self.options.dockerfile_name,
+                    instruction.line,
+                    instruction.original.lines().next().unwrap_or_default()
+                )));
             self.dispatch(&mut state, instruction, stage)
                 .await
                 .map_err(|e| self.at_line(instruction.line, e))?;
