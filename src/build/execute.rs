@@ -29,6 +29,24 @@ use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
 use crate::registry::RegistryClient;
 use crate::source::{BlobOrigin, BuiltImage, Source};
 
+/// Build args every Dockerfile may use without declaring them (BuildKit's proxy args and
+/// its own settings).
+const PREDEFINED_ARGS: [&str; 13] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_SYNTAX",
+    "SOURCE_DATE_EPOCH",
+];
+
 /// Docker schema 2 (what `docker build && docker push` makes) or OCI media types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -151,6 +169,30 @@ impl<'a> Builder<'a> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
         });
+        // Like BuildKit: a --build-arg no ARG declares is most likely a typo.
+        let declared: BTreeSet<&str> = dockerfile
+            .instructions
+            .iter()
+            .filter_map(|i| match &i.command {
+                Command::Arg(args) => Some(args.iter().map(|(k, _)| k.as_str())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let unused: Vec<&str> = options
+            .build_args
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !declared.contains(k) && !PREDEFINED_ARGS.contains(k))
+            .collect();
+        if !unused.is_empty() {
+            client
+                .reporter()
+                .report(crate::progress::Event::Warning(format!(
+                    "build-args not consumed by any ARG: {}",
+                    unused.join(", ")
+                )));
+        }
         Ok(Builder {
             client,
             options,
@@ -1228,10 +1270,13 @@ fn tar_reader(path: &Path, scratch: &Path) -> std::io::Result<Box<dyn Read>> {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
         Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
         Compression::Xz => {
-            let mut input = std::io::BufReader::new(file);
-            let mut output = std::fs::File::create(scratch)?;
-            lzma_rs::xz_decompress(&mut input, &mut output)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            // Detection already decompressed it into `scratch` (a fresh file of this build).
+            if !scratch.exists() {
+                let mut input = std::io::BufReader::new(file);
+                let mut output = std::fs::File::create(scratch)?;
+                lzma_rs::xz_decompress(&mut input, &mut output)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
             Box::new(std::fs::File::open(scratch)?)
         }
     })

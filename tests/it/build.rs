@@ -504,3 +504,33 @@ fn add_url_checksums_are_verified_and_cached_downloads_are_not_fetched_again() {
     let ctx = context(&[("Dockerfile", &format!("FROM scratch\nCOPY {url} /x\n"))]);
     build_in(ctx.path(), &[]).fails_with(1, "source can't be a URL for COPY");
 }
+
+#[test]
+fn unused_build_args_warn_but_predefined_ones_do_not() {
+    let ctx = context(&[
+        ("Dockerfile", "ARG USED\nFROM scratch\nCOPY a /\n"),
+        ("a", "a\n"),
+    ]);
+    let run = build_in(
+        ctx.path(),
+        &[
+            "--build-arg",
+            "USED=1",
+            "--build-arg",
+            "TYPO=1",
+            "--build-arg",
+            "HTTP_PROXY=http://proxy:3128",
+            "--build-arg",
+            "BUILDKIT_INLINE_CACHE=1",
+            "-o",
+            &format!("oci:{}", ctx.path().join("o").display()),
+        ],
+    );
+    run.ok();
+    assert!(
+        run.stderr
+            .contains("build-args not consumed by any ARG: TYPO\n"),
+        "{}",
+        run.stderr
+    );
+}
