@@ -655,6 +655,18 @@ impl<'a> Builder<'a> {
             .transpose()?
             .filter(|s| !s.is_empty());
         let name = if is_add { "ADD" } else { "COPY" };
+        // Git sources (BuildKit's ParseGitRef: `git@`, `git://`, `*.git`, `*.git#ref`).
+        if let Some(git) = sources.iter().find(|s| {
+            s.starts_with("git@")
+                || s.starts_with("git://")
+                || s.split('#')
+                    .next()
+                    .is_some_and(|u| u.contains("://") && u.ends_with(".git"))
+        }) {
+            return Err(Error::Usage(format!(
+                "{name} from a git repository ({git}) is not supported yet"
+            )));
+        }
         let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
         if !is_add && sources.iter().any(is_url) {
             return Err(Error::Usage("source can't be a URL for COPY".into()));

@@ -57,6 +57,11 @@ fn broken_inputs_name_the_dockerfile_line_and_write_nothing() {
             "Dockerfile:2: RUN is not supported yet",
         ),
         (
+            "FROM scratch\nADD https://example.com/app.git#main /src\n",
+            &[],
+            "Dockerfile:2: ADD from a git repository",
+        ),
+        (
             "FROM scratch\nCOPY --from=nosuchstage/x:1 /a /\n",
             &[],
             "Dockerfile:2:",
