@@ -259,23 +259,12 @@ fn a_copy_only_build_on_a_big_base_moves_no_base_bytes() {
             "--push",
         ])
         .ok();
-    let uploaded: u64 = proxy
-        .log()
-        .iter()
-        .filter(|r| {
-            (r.method == "PUT" || r.method == "PATCH") && r.path.contains("/blobs/uploads/")
-        })
-        .map(|r| r.request_body_bytes)
-        .sum();
+    let uploaded = proxy.uploaded_bytes();
     assert!(
         uploaded < 10_000,
         "only the new layer and config are uploaded, not the 50 MB base: {uploaded} bytes"
     );
-    let downloaded = proxy
-        .log()
-        .iter()
-        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
-        .count();
+    let downloaded = proxy.blob_downloads();
     assert_eq!(
         downloaded, 2,
         "the base's config and its one layer's headers are read once"
@@ -299,11 +288,7 @@ fn a_copy_only_build_on_a_big_base_moves_no_base_bytes() {
             "--push",
         ])
         .ok();
-    let layer_reads = proxy
-        .log()
-        .iter()
-        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
-        .count();
+    let layer_reads = proxy.blob_downloads();
     assert_eq!(layer_reads, 1, "{:#?}", proxy.log());
 }
 

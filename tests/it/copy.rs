@@ -138,12 +138,7 @@ fn same_registry_copy_mounts_blobs_and_skips_present_ones() {
     );
     assert_eq!(stats["bytes_transferred"], 0);
     let log = proxy.log();
-    let uploaded: u64 = log
-        .iter()
-        .filter(|r| r.method == "PUT" || r.method == "PATCH")
-        .filter(|r| r.path.contains("/blobs/uploads/"))
-        .map(|r| r.request_body_bytes)
-        .sum();
+    let uploaded = proxy.uploaded_bytes();
     assert_eq!(uploaded, 0, "no blob bytes uploaded: {log:#?}");
     assert!(
         log.iter()

@@ -109,6 +109,25 @@ impl FaultProxy {
     pub fn clear_log(&self) {
         lock(&self.state).log.clear();
     }
+
+    /// Request-body bytes of blob uploads (monolithic PUTs and chunked PATCHes).
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.log()
+            .iter()
+            .filter(|r| {
+                (r.method == "PUT" || r.method == "PATCH") && r.path.contains("/blobs/uploads/")
+            })
+            .map(|r| r.request_body_bytes)
+            .sum()
+    }
+
+    /// How many blobs were downloaded (GETs of `/blobs/<digest>`).
+    pub fn blob_downloads(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
+            .count()
+    }
 }
 
 impl Drop for FaultProxy {
