@@ -86,6 +86,20 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// AWS and ECR trouble: credentials, API errors, repository rules. The message is complete.
+    #[error("{message}")]
+    Aws {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// A policy gate said no (scan threshold reached): exit code 3.
+    #[error("{message}")]
+    Gate {
+        message: String,
+        hint: Option<String>,
+    },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -143,10 +157,22 @@ impl Error {
         }
     }
 
-    /// 1: the input or the remote said no; 2: a bug in hoist.
+    /// A copy of an [`Error::Aws`] (errors travel through the AWS SDK as boxed sources).
+    pub fn aws_copy(&self) -> Option<Error> {
+        match self {
+            Error::Aws { message, hint } => Some(Error::Aws {
+                message: message.clone(),
+                hint: hint.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// 1: the input or the remote said no; 2: a bug in hoist; 3: a policy gate said no.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Internal(_) => 2,
+            Error::Gate { .. } => 3,
             _ => 1,
         }
     }
@@ -179,7 +205,9 @@ impl Error {
                 format!("check that docker-credential-{helper} is installed and on PATH")
             }
             Error::Internal(_) => "this is a bug in hoist; please report it with the output of -vv".into(),
-            Error::Dockerfile { hint, .. } => return hint.clone(),
+            Error::Dockerfile { hint, .. } | Error::Aws { hint, .. } | Error::Gate { hint, .. } => {
+                return hint.clone();
+            }
             Error::Registry { .. } | Error::Io { .. } | Error::Malformed { .. } | Error::Usage(_) => {
                 return None;
             }

@@ -3,6 +3,7 @@
 //! The library returns typed errors and reports progress through [`progress::Reporter`]; only
 //! the binary prints.
 
+pub mod aws;
 pub mod build;
 pub mod compress;
 pub mod copy;
