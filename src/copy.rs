@@ -20,7 +20,7 @@ use crate::oci::{Descriptor, Index, Parsed, Platform, RawManifest, media, to_jso
 use crate::progress::{BlobOutcome, Event, observe};
 use crate::reference::{ArchiveRef, Digest, ImageRef, RegistryRef};
 use crate::registry::ByteStream;
-use crate::registry::{Access, MountOutcome, RegistryClient, Repository};
+use crate::registry::{Access, MountOutcome, PutOutcome, RegistryClient, Repository};
 use crate::sink::{Layout, archive};
 use crate::source::{BlobOrigin, Source, platforms_of, select_platform};
 
@@ -154,17 +154,19 @@ pub async fn copy_source(
             let repo = client.repository(r, Access::Push);
             let copier = Copier::new(client, source, Writer::Registry(repo.clone()), &stats);
             copier.copy_children(&top).await?;
-            repo.put_manifest(&reference, &top).await?;
-            stats.manifests_written.fetch_add(1, Ordering::Relaxed);
-            let target = if reference.starts_with("sha") {
+            let outcome = repo.put_manifest(&reference, &top).await?;
+            let target = if reference.starts_with("sha") || outcome == PutOutcome::Skipped {
                 r.with_digest(top.digest.clone()).to_string()
             } else {
                 r.with_tag(&reference).to_string()
             };
-            client.reporter().report(Event::ManifestWritten {
-                target: target.clone(),
-                digest: top.digest.clone(),
-            });
+            if outcome != PutOutcome::Unchanged {
+                stats.manifests_written.fetch_add(1, Ordering::Relaxed);
+                client.reporter().report(Event::ManifestWritten {
+                    target: target.clone(),
+                    digest: top.digest.clone(),
+                });
+            }
             target
         }
         ImageRef::Layout(l) => {
@@ -329,7 +331,7 @@ impl<'a> Copier<'a> {
         match &self.writer {
             Writer::Registry(repo) => {
                 repo.put_manifest(manifest.digest.as_str(), manifest)
-                    .await?
+                    .await?;
             }
             Writer::Layout(layout) => {
                 layout
@@ -556,11 +558,12 @@ pub async fn tag(client: &RegistryClient, source: &RegistryRef, tags: &[String])
     let repo = client.repository(source, Access::Push);
     let manifest = repo.get_manifest(&source.manifest_reference()).await?;
     for tag in tags {
-        repo.put_manifest(tag, &manifest).await?;
-        client.reporter().report(Event::ManifestWritten {
-            target: source.with_tag(tag).to_string(),
-            digest: manifest.digest.clone(),
-        });
+        if repo.put_manifest(tag, &manifest).await? == PutOutcome::Written {
+            client.reporter().report(Event::ManifestWritten {
+                target: source.with_tag(tag).to_string(),
+                digest: manifest.digest.clone(),
+            });
+        }
     }
     Ok(manifest.digest)
 }

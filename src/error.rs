@@ -208,6 +208,11 @@ impl Error {
             Error::Dockerfile { hint, .. } | Error::Aws { hint, .. } | Error::Gate { hint, .. } => {
                 return hint.clone();
             }
+            Error::Registry { registry, repository, code, .. }
+                if code == "NAME_UNKNOWN" && crate::aws::ecr::parse_host(registry).is_some() =>
+            {
+                crate::registry::ecr::create_hint(registry, repository)
+            }
             Error::Registry { .. } | Error::Io { .. } | Error::Malformed { .. } | Error::Usage(_) => {
                 return None;
             }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if cli::credential_helper::invoked_as_helper() {
+        return cli::credential_helper::main();
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -43,7 +46,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let hint = e.hint();
-            if json {
+            // A gate's command printed its own result (with `passed: false`) already.
+            if json && !matches!(e, hoist::Error::Gate { .. }) {
                 #[derive(serde::Serialize)]
                 struct ErrorOut {
                     error: String,

@@ -274,6 +274,12 @@ fn region_mismatch_hint(error: Error, host_region: &str) -> Error {
 // ---------------------------------------------------------------------------------------------
 // Repositories
 
+/// Tags that are meant to move to newer images. On an immutable repository they are skipped
+/// with a warning instead of failing the push.
+pub fn is_moving_tag(tag: &str) -> bool {
+    tag == "latest"
+}
+
 /// What ECR says about one repository.
 #[derive(Clone, Debug, Serialize)]
 pub struct RepositoryInfo {

@@ -41,6 +41,8 @@ pub struct Args {
     /// Push to every -t reference.
     #[arg(long)]
     pub push: bool,
+    #[command(flatten)]
+    pub ecr: super::ecr::EcrCreateArgs,
     /// Write the image to oci:DIR[:NAME], docker-archive:FILE[:NAME:TAG] or a registry reference.
     #[arg(long = "output", short = 'o')]
     pub outputs: Vec<String>,
@@ -196,6 +198,7 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    args.ecr.apply(&ctx.client)?;
     let tags = args
         .tags
         .iter()

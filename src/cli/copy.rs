@@ -17,9 +17,12 @@ pub struct Args {
     /// Copy every tag of the source repository.
     #[arg(long)]
     pub all_tags: bool,
+    #[command(flatten)]
+    pub ecr: super::ecr::EcrCreateArgs,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    args.ecr.apply(&ctx.client)?;
     let src = ImageRef::parse(&args.source)?;
     let dst = ImageRef::parse(&args.destination)?;
     let options = CopyOptions {

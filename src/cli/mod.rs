@@ -2,6 +2,8 @@
 
 pub mod build;
 pub mod copy;
+pub mod credential_helper;
+pub mod ecr;
 pub mod inspect;
 pub mod login;
 pub mod progress;
@@ -30,6 +32,10 @@ pub struct Cli {
     /// Print one JSON result object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The env var holding a GitLab ID token for AWS_ROLE_ARN (default: AWS_ID_TOKEN,
+    /// GITLAB_OIDC_TOKEN, then the deprecated CI_JOB_JWT_V2).
+    #[arg(long, global = true, env = "AWS_WEB_IDENTITY_TOKEN_ENV", value_name = "VAR")]
+    pub web_identity_token_env: Option<String>,
     /// Progress display: bars on a terminal (auto), plain lines, or nothing.
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub progress: progress::ProgressMode,
@@ -49,8 +55,13 @@ pub enum Command {
     Inspect(inspect::Args),
     /// List a repository's tags.
     Tags(tags::Args),
-    /// Store registry credentials in docker's config.json.
+    /// Store registry credentials in docker's config.json (ECR: from AWS credentials).
     Login(login::Args),
+    /// Amazon ECR: create/converge repositories, gate on scan findings.
+    Ecr {
+        #[command(subcommand)]
+        command: ecr::Command,
+    },
 }
 
 /// What every subcommand gets: the registry client and how to print results.
@@ -87,7 +98,11 @@ pub fn json_result<T: Serialize>(value: &T) -> String {
 }
 
 pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
-    let client = RegistryClient::new(Settings::from_env()?, reporter)?;
+    let mut settings = Settings::from_env()?;
+    if cli.web_identity_token_env.is_some() {
+        settings.aws.web_identity_token_env = cli.web_identity_token_env.clone();
+    }
+    let client = RegistryClient::new(settings, reporter)?;
     let ctx = Context {
         client,
         json: cli.json,
@@ -99,5 +114,6 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Tags(args) => tags::run(&ctx, args).await,
         Command::Login(args) => login::run(&ctx, args).await,
+        Command::Ecr { command } => ecr::run(&ctx, command).await,
     }
 }

@@ -10,9 +10,12 @@ pub struct Args {
     /// New tags: a bare TAG, or host/repo:TAG in the same repository.
     #[arg(required = true)]
     pub new: Vec<String>,
+    #[command(flatten)]
+    pub ecr: super::ecr::EcrCreateArgs,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    args.ecr.apply(&ctx.client)?;
     let source = RegistryRef::parse(&args.source)?;
     let tags = args
         .new

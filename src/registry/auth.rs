@@ -315,9 +315,16 @@ fn run_credential_helper(helper: &str, registry: &str) -> Result<Option<Credenti
     }))
 }
 
-/// Adds or replaces the `auths` entry for `registry` in the config.json at `path`, keeping the
-/// rest of the file, written atomically with mode 0600.
-pub fn store_credential(path: &std::path::Path, registry: &str, cred: &Credential) -> Result<()> {
+/// Sets `registry`'s entry in the `section` object (`auths`, `credHelpers`) of the config.json
+/// at `path`, dropping its entries in `drop_from`, keeping the rest of the file; written
+/// atomically with mode 0600.
+fn set_config_entry(
+    path: &std::path::Path,
+    section: &str,
+    drop_from: &str,
+    registry: &str,
+    value: serde_json::Value,
+) -> Result<()> {
     let mut doc: serde_json::Map<String, serde_json::Value> = match std::fs::read(path) {
         Ok(bytes) if !bytes.is_empty() => serde_json::from_slice(&bytes)
             .map_err(|e| Error::malformed(path.display().to_string(), e))?,
@@ -330,22 +337,41 @@ pub fn store_credential(path: &std::path::Path, registry: &str, cred: &Credentia
     } else {
         registry.to_string()
     };
-    let auths = doc
-        .entry("auths")
-        .or_insert_with(|| serde_json::Value::Object(Default::default()));
-    let Some(auths) = auths.as_object_mut() else {
-        return Err(Error::malformed(
-            path.display().to_string(),
-            "`auths` is not an object",
-        ));
-    };
-    auths.retain(|k, _| !same_registry(k, registry));
-    auths.insert(
-        key,
-        serde_json::json!({ "auth": BASE64.encode(format!("{}:{}", cred.username, cred.secret)) }),
-    );
+    for name in [section, drop_from] {
+        let entries = doc
+            .entry(name)
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        let Some(entries) = entries.as_object_mut() else {
+            return Err(Error::malformed(
+                path.display().to_string(),
+                format!("`{name}` is not an object"),
+            ));
+        };
+        entries.retain(|k, _| !same_registry(k, registry));
+        if name == section {
+            entries.insert(key.clone(), value.clone());
+        }
+    }
     let bytes = serde_json::to_vec_pretty(&doc).expect("JSON map serialises");
     crate::fsutil::write_atomic(path, &bytes, 0o600)
+}
+
+/// Stores `cred` as the `auths` entry for `registry` (replacing a credential helper entry).
+pub fn store_credential(path: &std::path::Path, registry: &str, cred: &Credential) -> Result<()> {
+    let auth = BASE64.encode(format!("{}:{}", cred.username, cred.secret));
+    set_config_entry(
+        path,
+        "auths",
+        "credHelpers",
+        registry,
+        serde_json::json!({ "auth": auth }),
+    )
+}
+
+/// Makes `docker-credential-HELPER` the source of `registry`'s credentials (`credHelpers`),
+/// removing a stored password for it.
+pub fn store_credential_helper(path: &std::path::Path, registry: &str, helper: &str) -> Result<()> {
+    set_config_entry(path, "credHelpers", "auths", registry, helper.into())
 }
 
 #[cfg(test)]

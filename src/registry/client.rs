@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,9 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::auth::{self, Challenge, Credential};
+use super::ecr::PutOutcome;
+use crate::aws::ecr::{self, RepositoryInfo, RepositorySpec};
+use crate::aws::{Aws, AwsSettings};
 use super::error::error_from_response;
 use super::retry::{Attempt, RetryPolicy, parse_retry_after};
 use crate::error::{Error, Result};
@@ -43,6 +47,7 @@ pub struct Settings {
     /// `HOIST_TEST_LOOPBACK_ONLY=1`: refuse every non-loopback connection.
     pub loopback_only: bool,
     pub retry: RetryPolicy,
+    pub aws: AwsSettings,
 }
 
 impl Settings {
@@ -75,6 +80,7 @@ impl Settings {
             insecure,
             loopback_only: std::env::var("HOIST_TEST_LOOPBACK_ONLY").is_ok_and(|v| v == "1"),
             retry: RetryPolicy::from_env(),
+            aws: AwsSettings::from_env(),
         })
     }
 }
@@ -166,7 +172,10 @@ struct Host {
     registry: String,
     base: OnceCell<Url>,
     challenge: Mutex<Option<Challenge>>,
-    credential: OnceCell<Option<Credential>>,
+    /// `None` until looked up; then the credential, if any.
+    credential: tokio::sync::Mutex<Option<Option<Credential>>>,
+    /// An ECR token is refreshed at most once per run after the registry refused it.
+    ecr_refreshed: AtomicBool,
     tokens: Mutex<HashMap<String, Token>>,
 }
 
@@ -177,6 +186,11 @@ struct Inner {
     settings: Settings,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     reporter: Arc<dyn Reporter>,
+    aws: Arc<Aws>,
+    /// `--ecr-create`: the repository settings to ensure before pushing to ECR.
+    ecr_create: Mutex<Option<RepositorySpec>>,
+    /// Per pushed ECR repository: checked (and created) once per run.
+    push_checks: Mutex<HashMap<String, Arc<OnceCell<Option<RepositoryInfo>>>>>,
 }
 
 #[derive(Clone)]
@@ -214,6 +228,7 @@ impl RegistryClient {
                 .build()
                 .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))
         };
+        let aws = Arc::new(Aws::new(settings.aws.clone(), reporter.clone()));
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http: build(false)?,
@@ -221,6 +236,9 @@ impl RegistryClient {
                 settings,
                 hosts: Mutex::new(HashMap::new()),
                 reporter,
+                aws,
+                ecr_create: Mutex::new(None),
+                push_checks: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -239,13 +257,39 @@ impl RegistryClient {
                 settings: self.inner.settings.clone(),
                 hosts: Mutex::new(HashMap::new()),
                 reporter: self.inner.reporter.clone(),
+                aws: self.inner.aws.clone(),
+                ecr_create: Mutex::new(None),
+                push_checks: Mutex::new(HashMap::new()),
             }),
         };
         let host = client.host(registry);
-        host.credential
-            .set(Some(credential))
-            .expect("a fresh host has no credential yet");
+        *host.credential.try_lock().expect("a fresh host is not in use") = Some(Some(credential));
         client
+    }
+
+    /// The run's AWS context (ECR tokens and repositories).
+    pub fn aws(&self) -> &Arc<Aws> {
+        &self.inner.aws
+    }
+
+    /// `--ecr-create`: pushes to an ECR repository first ensure it exists with these settings.
+    pub fn set_ecr_create(&self, spec: RepositorySpec) {
+        *self.inner.ecr_create.lock().expect("ecr_create lock") = Some(spec);
+    }
+
+    pub(super) fn ecr_create(&self) -> Option<RepositorySpec> {
+        self.inner.ecr_create.lock().expect("ecr_create lock").clone()
+    }
+
+    /// The once-per-run push check of one repository.
+    pub(super) fn push_check(&self, registry: &str, repository: &str) -> Arc<OnceCell<Option<RepositoryInfo>>> {
+        self.inner
+            .push_checks
+            .lock()
+            .expect("push check lock")
+            .entry(format!("{registry}/{repository}"))
+            .or_default()
+            .clone()
     }
 
     pub fn reporter(&self) -> &Arc<dyn Reporter> {
@@ -265,7 +309,8 @@ impl RegistryClient {
                     registry: registry.to_string(),
                     base: OnceCell::new(),
                     challenge: Mutex::new(None),
-                    credential: OnceCell::new(),
+                    credential: tokio::sync::Mutex::new(None),
+                    ecr_refreshed: AtomicBool::new(false),
                     tokens: Mutex::new(HashMap::new()),
                 })
             })
@@ -384,17 +429,60 @@ impl RegistryClient {
     }
 
     async fn credential(&self, host: &Host) -> Result<Option<Credential>> {
-        host.credential
-            .get_or_try_init(|| {
-                let registry = host.registry.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || auth::find_credential(&registry))
-                        .await
-                        .map_err(|e| Error::Internal(format!("credential lookup panicked: {e}")))?
+        let mut slot = host.credential.lock().await;
+        if let Some(known) = &*slot {
+            return Ok(known.clone());
+        }
+        let found = self.look_up_credential(&host.registry).await?;
+        *slot = Some(found.clone());
+        Ok(found)
+    }
+
+    /// ECR hosts: a token from the AWS credentials (falling back to a docker login entry when
+    /// there are no AWS credentials); other hosts: docker config, helpers, CI variables.
+    async fn look_up_credential(&self, registry: &str) -> Result<Option<Credential>> {
+        let from_docker_config = || {
+            let registry = registry.to_string();
+            async move {
+                tokio::task::spawn_blocking(move || auth::find_credential(&registry))
+                    .await
+                    .map_err(|e| Error::Internal(format!("credential lookup panicked: {e}")))?
+            }
+        };
+        let Some(ecr) = ecr::parse_host(registry) else {
+            return from_docker_config().await;
+        };
+        match self.inner.aws.ecr_credential(registry, &ecr, false).await {
+            Ok(credential) => Ok(Some(credential)),
+            Err(aws_error) => match from_docker_config().await? {
+                Some(credential) => {
+                    tracing::debug!(registry, "no ECR token from AWS ({aws_error}); using the docker config entry");
+                    Ok(Some(credential))
                 }
-            })
-            .await
-            .cloned()
+                None => Err(aws_error),
+            },
+        }
+    }
+
+    /// After an ECR registry refused the token in `used`: fetch a fresh one (once per run).
+    /// True when the request should be tried again with the new credential.
+    async fn refresh_credential(&self, host: &Host, used: &str) -> Result<bool> {
+        let Some(ecr) = ecr::parse_host(&host.registry) else {
+            return Ok(false);
+        };
+        let mut slot = host.credential.lock().await;
+        let current = slot.clone().flatten().map(|c| c.basic_header());
+        if current.as_deref() != Some(used) {
+            // Another request refreshed it meanwhile.
+            return Ok(current.is_some());
+        }
+        if host.ecr_refreshed.swap(true, AtomicOrdering::SeqCst) {
+            return Ok(false);
+        }
+        tracing::debug!(registry = host.registry, "the registry refused the ECR token; fetching a new one");
+        let fresh = self.inner.aws.ecr_credential(&host.registry, &ecr, true).await?;
+        *slot = Some(Some(fresh));
+        Ok(true)
     }
 
     /// The `Authorization` header for a request needing `scopes`, or none for an open registry.
@@ -517,10 +605,12 @@ impl RegistryClient {
     {
         let base = self.base(host).await?;
         let mut challenged = false;
+        let mut refreshed = false;
         loop {
             let (mut req, url) = make(self.http_for(&host.registry), &base).await?;
             self.check_loopback(&url)?;
-            if let Some(header) = self.authorization(host, scopes).await? {
+            let header = self.authorization(host, scopes).await?;
+            if let Some(header) = &header {
                 req = req.header(AUTHORIZATION, header);
             }
             let resp = req
@@ -529,6 +619,14 @@ impl RegistryClient {
                 .map_err(|e| Attempt::from(network_error(&url, &e)))?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
+            }
+            if challenged
+                && !refreshed
+                && let Some(used) = &header
+                && self.refresh_credential(host, used).await?
+            {
+                refreshed = true;
+                continue;
             }
             if challenged {
                 let detail = match self.credential(host).await? {
@@ -617,6 +715,7 @@ impl RegistryClient {
             registry: reference.registry.clone(),
             name: reference.repository.clone(),
             scopes: vec![scope(&reference.repository, access)],
+            access,
         }
     }
 }
@@ -661,10 +760,11 @@ pub enum MountOutcome {
 /// One repository on one registry, with the token scopes its calls need.
 #[derive(Clone)]
 pub struct Repository {
-    client: RegistryClient,
+    pub(super) client: RegistryClient,
     pub registry: String,
     pub name: String,
     scopes: Vec<String>,
+    access: Access,
 }
 
 impl Repository {
@@ -681,6 +781,9 @@ impl Repository {
     where
         F: Fn(&reqwest::Client, &Url) -> Result<(RequestBuilder, Url)>,
     {
+        if self.access == Access::Push {
+            self.ready_for_push().await?;
+        }
         self.client
             .send(&self.registry, &self.scopes, what, |http, base| {
                 std::future::ready(make(http, base))
@@ -767,7 +870,22 @@ impl Repository {
     }
 
     /// Stores a manifest under a tag or its digest. The registry's digest must equal ours.
-    pub async fn put_manifest(&self, reference: &str, manifest: &RawManifest) -> Result<()> {
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<PutOutcome> {
+        if Digest::parse(reference).is_err()
+            && let Some(outcome) = self.guard_ecr_tag(reference, manifest).await?
+        {
+            return Ok(outcome);
+        }
+        self.put_manifest_unguarded(reference, manifest)
+            .await
+            .map(|()| PutOutcome::Written)
+    }
+
+    pub(super) async fn put_manifest_unguarded(&self, reference: &str, manifest: &RawManifest) -> Result<()> {
         let path = format!("manifests/{reference}");
         let resp = self
             .send(&self.what(&path), |http, base| {
@@ -781,7 +899,8 @@ impl Repository {
             })
             .await?;
         if !resp.status().is_success() {
-            return Err(self.error(resp).await);
+            let error = self.error(resp).await;
+            return Err(self.immutable_tag_refusal(reference, manifest, error).await);
         }
         if let Some(theirs) = resp
             .headers()

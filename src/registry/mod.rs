@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod client;
+pub mod ecr;
 pub mod error;
 pub mod retry;
 
 pub use client::{Access, ByteStream, MountOutcome, RegistryClient, Repository, Settings};
+pub use ecr::PutOutcome;
