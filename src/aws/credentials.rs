@@ -92,8 +92,7 @@ fn sources_tried(settings: &AwsSettings) -> String {
         .map(|v| format!("${v}"))
         .collect::<Vec<_>>()
         .join("/");
-    let imds = if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+    let imds = if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         "EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)"
     } else {
         "EC2 instance metadata"

@@ -119,7 +119,9 @@ fn token_key(registry: &str, identity: &str) -> String {
 
 fn decode_token(token: &str, registry: &str) -> Result<Credential> {
     let bad = || Error::Aws {
-        message: format!("ECR returned an authorization token for {registry} that is not base64 of user:password"),
+        message: format!(
+            "ECR returned an authorization token for {registry} that is not base64 of user:password"
+        ),
         hint: None,
     };
     let decoded = BASE64
@@ -164,7 +166,10 @@ impl TokenStore {
     /// Applies `change` to the file, dropping expired entries on the way.
     fn update(&self, now: i64, change: impl FnOnce(&mut TokenFile)) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        let dir = self.path.parent().expect("the token file is in a directory");
+        let dir = self
+            .path
+            .parent()
+            .expect("the token file is in a directory");
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io(dir, e))?;
@@ -195,21 +200,20 @@ impl Aws {
             return decode_token(&token, registry);
         }
         let client = self.ecr_client(&ecr.region).await?;
-        let answer = client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| {
-                region_mismatch_hint(
-                    api_error("ECR", "GetAuthorizationToken", &ecr.region, e),
-                    &ecr.region,
-                )
-            })?;
+        let answer = client.get_authorization_token().send().await.map_err(|e| {
+            region_mismatch_hint(
+                api_error("ECR", "GetAuthorizationToken", &ecr.region, e),
+                &ecr.region,
+            )
+        })?;
         let data = answer
             .authorization_data()
             .first()
             .ok_or_else(|| Error::Aws {
-                message: format!("ECR GetAuthorizationToken ({}) returned no token", ecr.region),
+                message: format!(
+                    "ECR GetAuthorizationToken ({}) returned no token",
+                    ecr.region
+                ),
                 hint: None,
             })?;
         let token = data.authorization_token().unwrap_or_default().to_string();
@@ -339,8 +343,7 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -498,10 +501,7 @@ impl Aws {
             .send()
             .await;
         let info = match answer {
-            Ok(answer) => answer
-                .repositories()
-                .first()
-                .map(RepositoryInfo::from_sdk),
+            Ok(answer) => answer.repositories().first().map(RepositoryInfo::from_sdk),
             Err(e) if repository_not_found(&e) => None,
             Err(e) => return Err(api_error("ECR", "DescribeRepositories", &at.region, e)),
         };
@@ -575,10 +575,16 @@ impl Aws {
                         report.created = true;
                         info
                     }
-                    None => self.describe_repository(at).await?.ok_or_else(|| Error::Aws {
-                        message: format!("ECR repository {} vanished while being created", at.name),
-                        hint: None,
-                    })?,
+                    None => self
+                        .describe_repository(at)
+                        .await?
+                        .ok_or_else(|| Error::Aws {
+                            message: format!(
+                                "ECR repository {} vanished while being created",
+                                at.name
+                            ),
+                            hint: None,
+                        })?,
                 };
                 self.remember(at, Some(info.clone())).await;
                 info
@@ -679,8 +685,7 @@ impl Aws {
                 Encryption::Aes256 => ("AES256", None),
                 Encryption::Kms(key) => ("KMS", key.as_deref()),
             };
-            if kind != info.encryption || key.is_some_and(|k| Some(k) != info.kms_key.as_deref())
-            {
+            if kind != info.encryption || key.is_some_and(|k| Some(k) != info.kms_key.as_deref()) {
                 report.warnings.push(format!(
                     "encryption is {} and can only be chosen when the repository is created (asked: {kind})",
                     info.encryption
@@ -764,7 +769,14 @@ pub struct ScanReport {
 }
 
 /// Severities from worst to least bad, as ECR (basic and enhanced) names them.
-pub const SEVERITIES: [&str; 6] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"];
+pub const SEVERITIES: [&str; 6] = [
+    "CRITICAL",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "INFORMATIONAL",
+    "UNDEFINED",
+];
 
 fn severity_rank(s: &str) -> usize {
     SEVERITIES
@@ -822,12 +834,7 @@ impl Aws {
                     continue;
                 }
                 Err(e) => {
-                    return Err(api_error(
-                        "ECR",
-                        "DescribeImageScanFindings",
-                        &at.region,
-                        e,
-                    ));
+                    return Err(api_error("ECR", "DescribeImageScanFindings", &at.region, e));
                 }
             };
             let status = answer.image_scan_status();
@@ -844,7 +851,9 @@ impl Aws {
                                 "the scan of {}@{digest} is still {state} after --timeout",
                                 at.name
                             ),
-                            hint: Some("raise --timeout, or run `hoist ecr scan` again later".into()),
+                            hint: Some(
+                                "raise --timeout, or run `hoist ecr scan` again later".into(),
+                            ),
                         });
                     }
                     tokio::time::sleep(scan_poll_interval()).await;
@@ -898,7 +907,10 @@ mod tests {
     #[test]
     fn recognises_ecr_hosts() {
         let h = parse_host("123456789012.dkr.ecr.us-east-1.amazonaws.com").unwrap();
-        assert_eq!((h.account.as_str(), h.region.as_str()), ("123456789012", "us-east-1"));
+        assert_eq!(
+            (h.account.as_str(), h.region.as_str()),
+            ("123456789012", "us-east-1")
+        );
         assert_eq!(
             parse_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com")
                 .unwrap()
@@ -970,7 +982,10 @@ mod tests {
     #[test]
     fn tokens_decode_and_keys_depend_on_identity() {
         let c = decode_token(&BASE64.encode("AWS:secret-pw"), "r").unwrap();
-        assert_eq!((c.username.as_str(), c.secret.as_str()), ("AWS", "secret-pw"));
+        assert_eq!(
+            (c.username.as_str(), c.secret.as_str()),
+            ("AWS", "secret-pw")
+        );
         assert!(decode_token("!!", "r").is_err());
         assert!(decode_token(&BASE64.encode("nocolon"), "r").is_err());
         assert_ne!(token_key("r", "key:A"), token_key("r", "key:B"));

@@ -45,10 +45,7 @@ pub fn claims(token: &str, var: &str) -> Result<Claims, Error> {
     Ok(Claims {
         expires: json.get("exp").and_then(serde_json::Value::as_i64),
         audiences,
-        subject: json
-            .get("sub")
-            .and_then(|v| v.as_str())
-            .map(str::to_string),
+        subject: json.get("sub").and_then(|v| v.as_str()).map(str::to_string),
     })
 }
 
@@ -109,13 +106,19 @@ mod tests {
     #[test]
     fn reads_string_and_list_audiences() {
         let c = claims(
-            &make_token(&json!({"aud": "sts.amazonaws.com", "exp": 100, "sub": "project_path:g/p"})),
+            &make_token(
+                &json!({"aud": "sts.amazonaws.com", "exp": 100, "sub": "project_path:g/p"}),
+            ),
             "T",
         )
         .unwrap();
         assert_eq!(c.audiences, ["sts.amazonaws.com"]);
         assert_eq!(c.expires, Some(100));
-        let c = claims(&make_token(&json!({"aud": ["a", "https://gitlab.com"]})), "T").unwrap();
+        let c = claims(
+            &make_token(&json!({"aud": ["a", "https://gitlab.com"]})),
+            "T",
+        )
+        .unwrap();
         assert_eq!(c.audiences, ["a", "https://gitlab.com"]);
         assert!(check(&c, "T", 0).is_ok());
     }
@@ -123,9 +126,13 @@ mod tests {
     #[test]
     fn explains_expired_and_odd_audiences_without_showing_the_token() {
         let token = make_token(&json!({"aud": "sts.amazonaws.com", "exp": 1000}));
-        let expired = check(&claims(&token, "AWS_ID_TOKEN").unwrap(), "AWS_ID_TOKEN", 1600)
-            .unwrap_err()
-            .to_string();
+        let expired = check(
+            &claims(&token, "AWS_ID_TOKEN").unwrap(),
+            "AWS_ID_TOKEN",
+            1600,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(expired.contains("expired 10m ago"), "{expired}");
         assert!(!expired.contains(&token));
         let odd = check(

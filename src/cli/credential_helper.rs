@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hoist::aws::ecr::parse_host;
 use hoist::aws::{Aws, AwsSettings};
 use hoist::progress::Silent;
+use hoist::registry::Settings;
 
 /// The program name docker looks for: `docker-credential-<helper name>`.
 pub const HELPER_PREFIX: &str = "docker-credential-";
@@ -71,6 +72,22 @@ fn get(server_url: &str) -> Result<String, String> {
         .next()
         .unwrap_or_default()
         .to_string();
+    // A tool that rewrote the ECR host to an endpoint (registries.conf, a proxy) asks about
+    // the endpoint: HOIST_REGISTRY_ENDPOINTS maps it back.
+    let host = match parse_host(&host) {
+        Some(_) => host,
+        None => Settings::from_env()
+            .map_err(|e| e.to_string())?
+            .endpoints
+            .iter()
+            .find(|(_, url)| {
+                url.host_str().is_some_and(|h| {
+                    format!("{h}:{}", url.port_or_known_default().unwrap_or(0)) == host
+                })
+            })
+            .map(|(ecr_host, _)| ecr_host.clone())
+            .unwrap_or(host),
+    };
     let Some(ecr) = parse_host(&host) else {
         return Err("credentials not found in native keychain".into());
     };

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hoist::aws::ecr::{
-    Encryption, Mutability, RepositoryAt, RepositorySpec, SEVERITIES, ScanReport,
-    lifecycle_policy, parse_host,
+    Encryption, Mutability, RepositoryAt, RepositorySpec, SEVERITIES, ScanReport, lifecycle_policy,
+    parse_host,
 };
 use hoist::oci::Parsed;
 use hoist::reference::{Digest, RegistryRef};
@@ -364,7 +364,10 @@ fn human_scan(
             "  {:<13} {}{}",
             f.severity,
             f.name,
-            f.uri.as_deref().map(|u| format!("  {u}")).unwrap_or_default()
+            f.uri
+                .as_deref()
+                .map(|u| format!("  {u}"))
+                .unwrap_or_default()
         ));
     }
     if findings.len() > TOP_FINDINGS {
@@ -404,7 +407,11 @@ mod tests {
             spec.mutability,
             Some(Mutability::ImmutableExcept(vec!["latest".into()]))
         );
-        assert!(spec.lifecycle_policy.unwrap().contains("imageCountMoreThan"));
+        assert!(
+            spec.lifecycle_policy
+                .unwrap()
+                .contains("imageCountMoreThan")
+        );
         assert_eq!(spec.tags, [("team".to_string(), "web".to_string())]);
         assert!(!RepositoryOptions::default().given());
         let bad = RepositoryOptions {

@@ -34,7 +34,12 @@ pub struct Cli {
     pub json: bool,
     /// The env var holding a GitLab ID token for AWS_ROLE_ARN (default: AWS_ID_TOKEN,
     /// GITLAB_OIDC_TOKEN, then the deprecated CI_JOB_JWT_V2).
-    #[arg(long, global = true, env = "AWS_WEB_IDENTITY_TOKEN_ENV", value_name = "VAR")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_WEB_IDENTITY_TOKEN_ENV",
+        value_name = "VAR"
+    )]
     pub web_identity_token_env: Option<String>,
     /// Progress display: bars on a terminal (auto), plain lines, or nothing.
     #[arg(long, value_enum, default_value = "auto", global = true)]

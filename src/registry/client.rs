@@ -22,10 +22,10 @@ use tokio::sync::OnceCell;
 
 use super::auth::{self, Challenge, Credential};
 use super::ecr::PutOutcome;
-use crate::aws::ecr::{self, RepositoryInfo, RepositorySpec};
-use crate::aws::{Aws, AwsSettings};
 use super::error::error_from_response;
 use super::retry::{Attempt, RetryPolicy, parse_retry_after};
+use crate::aws::ecr::{self, RepositoryInfo, RepositorySpec};
+use crate::aws::{Aws, AwsSettings};
 use crate::error::{Error, Result};
 use crate::oci::{RawManifest, media};
 use crate::progress::{Reporter, Silent};
@@ -263,7 +263,10 @@ impl RegistryClient {
             }),
         };
         let host = client.host(registry);
-        *host.credential.try_lock().expect("a fresh host is not in use") = Some(Some(credential));
+        *host
+            .credential
+            .try_lock()
+            .expect("a fresh host is not in use") = Some(Some(credential));
         client
     }
 
@@ -278,11 +281,19 @@ impl RegistryClient {
     }
 
     pub(super) fn ecr_create(&self) -> Option<RepositorySpec> {
-        self.inner.ecr_create.lock().expect("ecr_create lock").clone()
+        self.inner
+            .ecr_create
+            .lock()
+            .expect("ecr_create lock")
+            .clone()
     }
 
     /// The once-per-run push check of one repository.
-    pub(super) fn push_check(&self, registry: &str, repository: &str) -> Arc<OnceCell<Option<RepositoryInfo>>> {
+    pub(super) fn push_check(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Arc<OnceCell<Option<RepositoryInfo>>> {
         self.inner
             .push_checks
             .lock()
@@ -456,7 +467,10 @@ impl RegistryClient {
             Ok(credential) => Ok(Some(credential)),
             Err(aws_error) => match from_docker_config().await? {
                 Some(credential) => {
-                    tracing::debug!(registry, "no ECR token from AWS ({aws_error}); using the docker config entry");
+                    tracing::debug!(
+                        registry,
+                        "no ECR token from AWS ({aws_error}); using the docker config entry"
+                    );
                     Ok(Some(credential))
                 }
                 None => Err(aws_error),
@@ -479,8 +493,15 @@ impl RegistryClient {
         if host.ecr_refreshed.swap(true, AtomicOrdering::SeqCst) {
             return Ok(false);
         }
-        tracing::debug!(registry = host.registry, "the registry refused the ECR token; fetching a new one");
-        let fresh = self.inner.aws.ecr_credential(&host.registry, &ecr, true).await?;
+        tracing::debug!(
+            registry = host.registry,
+            "the registry refused the ECR token; fetching a new one"
+        );
+        let fresh = self
+            .inner
+            .aws
+            .ecr_credential(&host.registry, &ecr, true)
+            .await?;
         *slot = Some(Some(fresh));
         Ok(true)
     }
@@ -885,7 +906,11 @@ impl Repository {
             .map(|()| PutOutcome::Written)
     }
 
-    pub(super) async fn put_manifest_unguarded(&self, reference: &str, manifest: &RawManifest) -> Result<()> {
+    pub(super) async fn put_manifest_unguarded(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<()> {
         let path = format!("manifests/{reference}");
         let resp = self
             .send(&self.what(&path), |http, base| {

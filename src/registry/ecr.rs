@@ -64,7 +64,10 @@ impl Repository {
                     hint: Some(create_hint(&self.registry, &self.name)),
                 }),
                 Err(e) => {
-                    tracing::debug!(repository = self.name, "cannot describe the ECR repository ({e}); pushing without checks");
+                    tracing::debug!(
+                        repository = self.name,
+                        "cannot describe the ECR repository ({e}); pushing without checks"
+                    );
                     Ok(None)
                 }
             }
@@ -143,5 +146,7 @@ impl Repository {
 
 /// The hint for a push to an ECR repository that does not exist.
 pub fn create_hint(registry: &str, repository: &str) -> String {
-    format!("create it with `hoist ecr ensure {registry}/{repository}`, or pass --ecr-create to create it on push")
+    format!(
+        "create it with `hoist ecr ensure {registry}/{repository}`, or pass --ecr-create to create it on push"
+    )
 }

@@ -3,18 +3,9 @@
 
 use std::path::Path;
 
+use crate::harness::context;
 use crate::harness::proxy::FaultProxy;
 use crate::harness::registry::{Hoist, Run, hoist, sha256_hex, shared, skopeo_inspect, skopeo_raw};
-
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-    }
-    dir
-}
 
 fn build_in(ctx: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["build".to_string(), ctx.display().to_string()];

@@ -10,6 +10,7 @@ mod build_diff;
 mod build_golden;
 mod commands;
 mod copy;
+mod ecr;
 mod endpoints;
 mod reference_selftest;
 mod retries;

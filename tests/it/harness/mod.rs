@@ -1,6 +1,7 @@
 //! The test harness: real servers started by the tests themselves on free loopback ports,
 //! shared by all tests of this binary, killed when the binary exits.
 
+pub mod aws;
 pub mod http;
 pub mod proxy;
 pub mod reference;
@@ -87,4 +88,15 @@ pub fn spawn_server(mut command: Command) -> Child {
         .unwrap_or_else(|e| {
             panic!("cannot start {program}: {e} (did scripts/test install the test stack?)")
         })
+}
+
+/// A temporary build context holding `files` (path, content).
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    dir
 }

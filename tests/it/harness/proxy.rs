@@ -179,7 +179,12 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
     };
     let mut start = head.start.split(' ');
     let method = start.next().unwrap_or_default().to_string();
-    let path = start.next().unwrap_or_default().to_string();
+    let mut path = start.next().unwrap_or_default().to_string();
+    // AWS JSON APIs all POST to `/`: the operation is in X-Amz-Target, so rules and the log
+    // see it as `/#Service.Operation`.
+    if let Some(operation) = head.get("x-amz-target") {
+        path = format!("{path}#{operation}");
+    }
     let mut entry = Record {
         method,
         path,

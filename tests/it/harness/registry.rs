@@ -234,6 +234,9 @@ pub struct Hoist {
 impl Hoist {
     pub fn new() -> Hoist {
         let config = tempfile::tempdir().unwrap();
+        // Empty AWS files: the machine user's are never read, and the SDK has nothing to warn.
+        std::fs::write(config.path().join("aws-config"), "").unwrap();
+        std::fs::write(config.path().join("aws-credentials"), "").unwrap();
         // Each run gets its own build cache unless a test shares one on purpose.
         let cache = config.path().join("cache");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
@@ -247,12 +250,32 @@ impl Hoist {
             "HOIST_INSECURE_REGISTRIES",
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_DEFAULT_REGION",
+            "AWS_ROLE_ARN",
+            "AWS_ROLE_SESSION_NAME",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_ENV",
+            "AWS_ID_TOKEN",
+            "GITLAB_OIDC_TOKEN",
+            "CI_JOB_JWT_V2",
+            "AWS_ENDPOINT_URL",
             "HOIST_LOG",
         ] {
             command.env_remove(var);
         }
         command
             .env("DOCKER_CONFIG", config.path())
+            // No AWS files of the machine's user, and tokens kept in this run's own state dir.
+            .env("AWS_CONFIG_FILE", config.path().join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                config.path().join("aws-credentials"),
+            )
+            .env("XDG_STATE_HOME", config.path().join("state"))
             .env("HOIST_CACHE_DIR", cache)
             .env("HOIST_TEST_LOOPBACK_ONLY", "1")
             .env("HOIST_RETRY_BASE_MS", "5")
