@@ -204,6 +204,9 @@ impl Aws {
             region_mismatch_hint(
                 api_error("ECR", "GetAuthorizationToken", &ecr.region, e),
                 &ecr.region,
+                std::env::var("AWS_REGION")
+                    .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                    .ok(),
             )
         })?;
         let data = answer
@@ -253,11 +256,8 @@ impl Aws {
 
 /// Mentions it in the hint when the registry host's region differs from `AWS_REGION`: a
 /// common slip when an image moves between regions (hoist always asks the host's region).
-fn region_mismatch_hint(error: Error, host_region: &str) -> Error {
-    let configured = std::env::var("AWS_REGION")
-        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-        .ok()
-        .filter(|r| !r.is_empty() && r != host_region);
+fn region_mismatch_hint(error: Error, host_region: &str, configured: Option<String>) -> Error {
+    let configured = configured.filter(|r| !r.is_empty() && r != host_region);
     match (error, configured) {
         (Error::Aws { message, hint }, Some(region)) => {
             let note = format!(
@@ -1033,6 +1033,26 @@ mod tests {
         // Expired entries are dropped on the next write.
         store.update(now + 4000, |_| {}).unwrap();
         assert!(store.read().tokens.is_empty());
+    }
+
+    #[test]
+    fn a_region_other_than_the_hosts_is_pointed_out() {
+        let error = || Error::Aws {
+            message: "ECR GetAuthorizationToken (eu-west-1): AccessDeniedException".into(),
+            hint: Some(
+                "the AWS identity lacks the IAM permission `ecr:GetAuthorizationToken`".into(),
+            ),
+        };
+        let hint = region_mismatch_hint(error(), "eu-west-1", Some("us-east-1".into()))
+            .hint()
+            .unwrap();
+        assert!(hint.contains("ecr:GetAuthorizationToken"), "{hint}");
+        assert!(
+            hint.contains("in eu-west-1 while AWS_REGION is us-east-1"),
+            "{hint}"
+        );
+        let same = region_mismatch_hint(error(), "eu-west-1", Some("eu-west-1".into()));
+        assert!(!same.hint().unwrap().contains("AWS_REGION"));
     }
 
     #[test]

@@ -37,7 +37,8 @@ impl AwsSettings {
 pub struct Aws {
     settings: AwsSettings,
     reporter: Arc<dyn Reporter>,
-    configs: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
+    /// Per region; a failure is kept too, so a run without credentials looks for them once.
+    configs: tokio::sync::Mutex<HashMap<String, Result<SdkConfig, (String, Option<String>)>>>,
     repositories: tokio::sync::Mutex<HashMap<String, Option<ecr::RepositoryInfo>>>,
 }
 
@@ -54,12 +55,20 @@ impl Aws {
     /// The SDK config for `region`, loading credentials on first use.
     pub async fn config(&self, region: &str) -> Result<SdkConfig> {
         let mut configs = self.configs.lock().await;
-        if let Some(config) = configs.get(region) {
-            return Ok(config.clone());
-        }
-        let config = credentials::load(region, &self.settings, &self.reporter).await?;
-        configs.insert(region.to_string(), config.clone());
-        Ok(config)
+        let known = match configs.get(region) {
+            Some(known) => known.clone(),
+            None => {
+                let loaded = credentials::load(region, &self.settings, &self.reporter)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Aws { message, hint } => (message, hint),
+                        other => (other.to_string(), other.hint()),
+                    });
+                configs.insert(region.to_string(), loaded.clone());
+                loaded
+            }
+        };
+        known.map_err(|(message, hint)| Error::Aws { message, hint })
     }
 
     pub async fn ecr_client(&self, region: &str) -> Result<aws_sdk_ecr::Client> {
@@ -127,5 +136,62 @@ where
     Error::Aws {
         message: format!("{call}: {code}: {message}"),
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecr::error::ErrorMetadata;
+    use aws_sdk_ecr::operation::get_authorization_token::GetAuthorizationTokenError;
+
+    fn service_error(code: &str, message: &str) -> GetAuthorizationTokenError {
+        GetAuthorizationTokenError::generic(
+            ErrorMetadata::builder().code(code).message(message).build(),
+        )
+    }
+
+    #[test]
+    fn api_errors_name_the_call_and_what_to_do() {
+        let denied = api_error(
+            "ECR",
+            "GetAuthorizationToken",
+            "us-east-1",
+            service_error(
+                "AccessDeniedException",
+                "User: arn:aws:iam::1:user/ci is not authorized to perform: ecr:GetAuthorizationToken",
+            ),
+        );
+        assert!(
+            denied
+                .to_string()
+                .starts_with("ECR GetAuthorizationToken (us-east-1): AccessDeniedException: User:")
+        );
+        assert!(
+            denied
+                .hint()
+                .unwrap()
+                .contains("`ecr:GetAuthorizationToken`")
+        );
+        let expired = api_error(
+            "ECR",
+            "DescribeRepositories",
+            "eu-west-1",
+            service_error(
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ),
+        );
+        assert!(expired.hint().unwrap().contains("session token expired"));
+        let missing = api_error(
+            "ECR",
+            "DescribeImageScanFindings",
+            "eu-west-1",
+            service_error("RepositoryNotFoundException", "no such repository"),
+        );
+        assert!(missing.hint().unwrap().contains("--ecr-create"));
+        let other = api_error("ECR", "X", "r", service_error("SomethingNew", "m"));
+        assert_eq!(other.to_string(), "ECR X (r): SomethingNew: m");
+        assert_eq!(other.hint(), None);
     }
 }

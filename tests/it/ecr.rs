@@ -673,3 +673,156 @@ fn no_secret_reaches_any_output_even_at_trace_level() {
         }
     }
 }
+
+#[test]
+fn more_credential_sources_web_identity_file_ecs_container_and_the_deprecated_jwt() {
+    let env = ecr();
+    env.create_repository("sources/app", "MUTABLE");
+    let ctx = image_context("sources");
+    let role = "arn:aws:iam::123456789012:role/ci";
+    // The SDK chain's own web identity: a token file.
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        gitlab_id_token(json!("sts.amazonaws.com"), now() + 600),
+    )
+    .unwrap();
+    push(
+        env.hoist()
+            .env("AWS_ROLE_ARN", role)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file),
+        ctx.path(),
+        &format!("{ECR_HOST}/sources/app:file"),
+        &[],
+    )
+    .ok();
+    // ECS task role credentials from the container credentials endpoint.
+    let server = crate::harness::http::FileServer::start();
+    server.put(
+        "creds",
+        json!({
+            "AccessKeyId": TEST_ACCESS_KEY,
+            "SecretAccessKey": TEST_SECRET_KEY,
+            "Token": "ecs-session-token",
+            "Expiration": "2099-01-01T00:00:00Z",
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    push(
+        env.hoist().env(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("{}/creds", server.url),
+        ),
+        ctx.path(),
+        &format!("{ECR_HOST}/sources/app:ecs"),
+        &[],
+    )
+    .ok();
+    assert!(
+        server.gets("/creds") >= 1,
+        "the container endpoint was not asked"
+    );
+    // GitLab's deprecated CI_JOB_JWT_V2 still works, with a warning.
+    let run = push(
+        env.hoist().env("AWS_ROLE_ARN", role).env(
+            "CI_JOB_JWT_V2",
+            gitlab_id_token(json!("https://gitlab.com"), now() + 600),
+        ),
+        ctx.path(),
+        &format!("{ECR_HOST}/sources/app:jwt"),
+        &[],
+    );
+    run.ok();
+    assert!(
+        run.stderr.contains("deprecated $CI_JOB_JWT_V2"),
+        "{}",
+        run.stderr
+    );
+    let mut tags = image_tags("sources/app");
+    tags.sort();
+    assert_eq!(tags, ["ecs", "file", "jwt"]);
+}
+
+#[test]
+fn a_stored_token_is_used_until_shortly_before_it_expires() {
+    use sha2::Digest;
+    let env = ecr();
+    env.create_repository("stored/app", "MUTABLE");
+    let state = tempfile::tempdir().unwrap();
+    // The state file's format: tokens keyed by sha256("<host>\n<identity>") (first 32 hex).
+    let key = &hex::encode(sha2::Sha256::digest(
+        format!("{ECR_HOST}\nkey:{TEST_ACCESS_KEY}").as_bytes(),
+    ))[..32];
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}", env.password()));
+    let write = |expires_at: i64| {
+        std::fs::create_dir_all(state.path().join("hoist")).unwrap();
+        std::fs::write(
+            state.path().join("hoist/ecr-tokens.json"),
+            json!({"tokens": {key: {"registry": ECR_HOST, "token": token, "expires_at": expires_at}}})
+                .to_string(),
+        )
+        .unwrap();
+    };
+    // AWS is unreachable: only the stored token can make this push work.
+    let offline = || {
+        env.hoist_with_keys()
+            .env("XDG_STATE_HOME", state.path())
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_MAX_ATTEMPTS", "1")
+    };
+    write(now() + 3600);
+    push(
+        offline(),
+        image_context("stored").path(),
+        &format!("{ECR_HOST}/stored/app:v1"),
+        &[],
+    )
+    .ok();
+    // Ten minutes before expiry it is not trusted any more: AWS is asked (and unreachable).
+    write(now() + 600);
+    let run = push(
+        offline(),
+        image_context("stored").path(),
+        &format!("{ECR_HOST}/stored/app:v2"),
+        &[],
+    );
+    run.fails_with(1, "ECR GetAuthorizationToken (us-east-1)");
+    assert_eq!(image_tags("stored/app"), ["v1"]);
+}
+
+#[test]
+fn copy_and_tag_push_to_ecr_and_immutable_exceptions_let_tags_move() {
+    let env = ecr();
+    let source = crate::harness::registry::seed_example(
+        crate::harness::registry::shared(),
+        "ecr-copy-source",
+        None,
+    );
+    let target = format!("{ECR_HOST}/copied/app");
+    env.hoist_with_keys()
+        .run([
+            "copy",
+            &source,
+            &format!("{target}:v1"),
+            "--ecr-create",
+            "--immutable-except",
+            "latest",
+            "--immutable-except",
+            "dev-*",
+        ])
+        .ok();
+    let repo = env.repository("copied/app").unwrap();
+    assert_eq!(repo["imageTagMutability"], "IMMUTABLE_WITH_EXCLUSION");
+    env.hoist_with_keys()
+        .run(["tag", &format!("{target}:v1"), "latest", "dev-1"])
+        .ok();
+    let mut tags = image_tags("copied/app");
+    tags.sort();
+    assert_eq!(tags, ["dev-1", "latest", "v1"]);
+    // Options without --ecr-create are a usage error, not silently ignored.
+    env.hoist_with_keys()
+        .run(["copy", &source, &format!("{target}:v2"), "--immutable"])
+        .fails_with(1, "need --ecr-create");
+}
