@@ -32,13 +32,16 @@ impl AwsSettings {
     }
 }
 
+/// A loaded SDK config, or why loading failed (message, hint).
+type LoadedConfig = Result<SdkConfig, (String, Option<String>)>;
+
 /// One run's AWS context: SDK configs per region (credentials resolved once) and what ECR told
 /// us about repositories.
 pub struct Aws {
     settings: AwsSettings,
     reporter: Arc<dyn Reporter>,
     /// Per region; a failure is kept too, so a run without credentials looks for them once.
-    configs: tokio::sync::Mutex<HashMap<String, Result<SdkConfig, (String, Option<String>)>>>,
+    configs: tokio::sync::Mutex<HashMap<String, LoadedConfig>>,
     repositories: tokio::sync::Mutex<HashMap<String, Option<ecr::RepositoryInfo>>>,
 }
 
