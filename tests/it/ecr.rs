@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::harness::aws::{ECR_HOST, TEST_ACCESS_KEY, TEST_SECRET_KEY, ecr};
 use crate::harness::context;
-use crate::harness::proxy::{Action, FaultProxy, Rule};
+use crate::harness::proxy::{Action, Rule};
 use crate::harness::registry::{Hoist, Run};
 
 fn now() -> i64 {
@@ -53,6 +53,37 @@ fn push(hoist: Hoist, ctx: &Path, reference: &str, extra: &[&str]) -> Run {
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     hoist.run(&args)
+}
+
+/// Creates a mutable repository and pushes a one-file image to its tag `v1`.
+fn pushed_image(repository: &str, content: &str) -> String {
+    let env = ecr();
+    env.create_repository(repository, "MUTABLE");
+    let reference = format!("{ECR_HOST}/{repository}:v1");
+    push(
+        env.hoist_with_keys(),
+        image_context(content).path(),
+        &reference,
+        &[],
+    )
+    .ok();
+    reference
+}
+
+/// A directory holding `docker-credential-hoist`, a symlink to hoist, and PATH with it first.
+fn helper_on_path() -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_hoist"),
+        bin.path().join("docker-credential-hoist"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    (bin, path)
 }
 
 fn image_tags(repository: &str) -> Vec<String> {
@@ -166,17 +197,8 @@ fn no_credentials_lists_what_was_tried() {
 
 #[test]
 fn a_refused_token_is_refreshed_once_and_the_push_goes_on() {
-    let env = ecr();
-    env.create_repository("refresh/app", "MUTABLE");
-    let ctx = image_context("refresh");
-    env.refuse_next_valid_tokens(1);
-    push(
-        env.hoist_with_keys(),
-        ctx.path(),
-        &format!("{ECR_HOST}/refresh/app:v1"),
-        &[],
-    )
-    .ok();
+    ecr().refuse_next_valid_tokens(1);
+    pushed_image("refresh/app", "refresh");
     assert_eq!(image_tags("refresh/app"), ["v1"]);
 }
 
@@ -184,9 +206,7 @@ fn a_refused_token_is_refreshed_once_and_the_push_goes_on() {
 fn oidc_token_problems_are_explained_before_calling_sts() {
     let env = ecr();
     // Every AWS call goes through a proxy that logs it: the expired token must cause none.
-    let moto_addr: std::net::SocketAddr =
-        env.moto.url.trim_start_matches("http://").parse().unwrap();
-    let proxy = FaultProxy::start(moto_addr);
+    let proxy = env.moto_behind_proxy();
     let ctx = image_context("expired");
     let expired = gitlab_id_token(json!("sts.amazonaws.com"), now() - 600);
     let run = push(
@@ -293,23 +313,48 @@ fn ecr_ensure_creates_then_does_nothing_then_converges() {
         "{}",
         third.stdout
     );
-    let policy = env
-        .moto
-        .ecr_blocking(
-            "GetLifecyclePolicy",
-            json!({"repositoryName": "ensure/app"}),
-        )
-        .unwrap();
     assert!(
-        policy["lifecyclePolicyText"]
-            .as_str()
-            .unwrap()
+        env.lifecycle_policy("ensure/app")
             .contains("\"countNumber\":20")
     );
     assert_eq!(
         env.repository("ensure/app").unwrap()["imageTagMutability"],
         "IMMUTABLE"
     );
+
+    // A policy file replaces the generated rules; encryption cannot change after creation.
+    let policy_file = tempfile::NamedTempFile::new().unwrap();
+    let custom = json!({"rules": [{"rulePriority": 1, "description": "prod",
+        "selection": {"tagStatus": "tagged", "tagPatternList": ["prod*"],
+                      "countType": "imageCountMoreThan", "countNumber": 3},
+        "action": {"type": "expire"}}]});
+    std::fs::write(policy_file.path(), custom.to_string()).unwrap();
+    let fourth = env.hoist_with_keys().run([
+        "ecr",
+        "ensure",
+        &name,
+        "--lifecycle-policy",
+        policy_file.path().to_str().unwrap(),
+        "--encryption",
+        "KMS",
+        "--json",
+    ]);
+    fourth.ok();
+    assert_eq!(
+        fourth.json()["changes"],
+        json!(["lifecycle policy replaced"])
+    );
+    assert!(
+        fourth.json()["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("only be chosen when the repository is created")
+    );
+    assert!(env.lifecycle_policy("ensure/app").contains("prod*"));
+    let bad = env
+        .hoist_with_keys()
+        .run(["ecr", "ensure", "Bad:Name", "--region", "us-east-1"]);
+    bad.fails_with(1, "is not an ECR repository name");
 }
 
 #[test]
@@ -404,9 +449,7 @@ fn a_registry_refusal_of_an_immutable_tag_gets_the_same_message() {
     );
     run.ok();
     let first = run.json()["digest"].as_str().unwrap().to_string();
-    let moto_addr: std::net::SocketAddr =
-        env.moto.url.trim_start_matches("http://").parse().unwrap();
-    let proxy = FaultProxy::start(moto_addr);
+    let proxy = env.moto_behind_proxy();
     proxy.add_rule(Rule {
         method: None,
         path_contains: "DescribeRepositories".into(),
@@ -437,15 +480,7 @@ fn a_registry_refusal_of_an_immutable_tag_gets_the_same_message() {
 #[test]
 fn scan_gate_exits_3_at_the_threshold() {
     let env = ecr();
-    env.create_repository("scan/app", "MUTABLE");
-    let reference = format!("{ECR_HOST}/scan/app:v1");
-    push(
-        env.hoist_with_keys(),
-        image_context("scan").path(),
-        &reference,
-        &[],
-    )
-    .ok();
+    let reference = pushed_image("scan/app", "scan");
     let hoist = || env.hoist_with_keys().env("HOIST_ECR_SCAN_POLL_MS", "50");
     // moto reports one HIGH finding once a scan has run.
     let passed = hoist().run(["ecr", "scan", &reference, "--wait", "--fail-on", "CRITICAL"]);
@@ -476,27 +511,9 @@ fn scan_gate_exits_3_at_the_threshold() {
 #[test]
 fn docker_credential_hoist_serves_skopeo() {
     let env = ecr();
-    env.create_repository("helper/app", "MUTABLE");
-    let reference = format!("{ECR_HOST}/helper/app:v1");
-    push(
-        env.hoist_with_keys(),
-        image_context("helper").path(),
-        &reference,
-        &[],
-    )
-    .ok();
+    let reference = pushed_image("helper/app", "helper");
 
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_hoist"),
-        bin.path().join("docker-credential-hoist"),
-    )
-    .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let (bin, path) = helper_on_path();
     let conf = tempfile::tempdir().unwrap();
     let auth = conf.path().join("auth.json");
     let shim = env.shim.to_string();
@@ -589,17 +606,7 @@ fn login_to_ecr_needs_no_password() {
         serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     assert!(stored["auths"][ECR_HOST]["auth"].is_string());
     // With docker-credential-hoist on PATH, login points docker at it instead of a password.
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_hoist"),
-        bin.path().join("docker-credential-hoist"),
-    )
-    .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let (_bin, path) = helper_on_path();
     env.hoist_with_keys()
         .env("DOCKER_CONFIG", docker.path())
         .env("PATH", path)

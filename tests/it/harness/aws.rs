@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
+use super::proxy::FaultProxy;
 use super::registry::{Auth, Hoist, Registry, sha256_hex};
 use super::{free_port, loopback, runtime, spawn_server};
 
@@ -241,6 +242,19 @@ impl Ecr {
             .ecr_blocking("DescribeRepositories", json!({"repositoryNames": [name]}))
             .ok()
             .map(|v| v["repositories"][0].clone())
+    }
+
+    /// A fault proxy in front of moto (point AWS_ENDPOINT_URL at it to log or break calls).
+    pub fn moto_behind_proxy(&self) -> FaultProxy {
+        FaultProxy::start(self.moto.url.trim_start_matches("http://").parse().unwrap())
+    }
+
+    pub fn lifecycle_policy(&self, name: &str) -> String {
+        let answer = self
+            .moto
+            .ecr_blocking("GetLifecyclePolicy", json!({"repositoryName": name}))
+            .expect("GetLifecyclePolicy");
+        answer["lifecyclePolicyText"].as_str().unwrap().to_string()
     }
 
     pub fn create_repository(&self, name: &str, mutability: &str) {
