@@ -56,6 +56,8 @@ pub struct CopyOptions {
     pub platforms: Option<PlatformChoice>,
     /// Copy every tag of the source repository.
     pub all_tags: bool,
+    /// More tags for a registry destination: one manifest PUT each after the copy.
+    pub extra_tags: Vec<String>,
 }
 
 /// Counts of what a copy moved, for `--json` and for tests.
@@ -166,6 +168,15 @@ pub async fn copy_source(
                     target: target.clone(),
                     digest: top.digest.clone(),
                 });
+            }
+            for tag in options.extra_tags.iter().filter(|t| **t != reference) {
+                if repo.put_manifest(tag, &top).await? == PutOutcome::Written {
+                    stats.manifests_written.fetch_add(1, Ordering::Relaxed);
+                    client.reporter().report(Event::ManifestWritten {
+                        target: r.with_tag(tag).to_string(),
+                        digest: top.digest.clone(),
+                    });
+                }
             }
             target
         }

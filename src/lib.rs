@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod build;
+pub mod ci;
 pub mod compress;
 pub mod copy;
 pub mod digest;

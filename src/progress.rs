@@ -46,6 +46,14 @@ pub enum Event {
     },
     Warning(String),
     Info(String),
+    /// A stage of a command begins (GitLab shows it as a collapsible section).
+    SectionStart {
+        id: String,
+        title: String,
+    },
+    SectionEnd {
+        id: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {

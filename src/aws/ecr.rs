@@ -278,12 +278,6 @@ fn region_mismatch_hint(error: Error, host_region: &str, configured: Option<Stri
 // ---------------------------------------------------------------------------------------------
 // Repositories
 
-/// Tags that are meant to move to newer images. On an immutable repository they are skipped
-/// with a warning instead of failing the push.
-pub fn is_moving_tag(tag: &str) -> bool {
-    tag == "latest"
-}
-
 /// What ECR says about one repository.
 #[derive(Clone, Debug, Serialize)]
 pub struct RepositoryInfo {

@@ -7,6 +7,7 @@ use hoist::build::{BuildOptions, ImageFormat};
 use hoist::compress::Codec;
 use hoist::copy::{CopyOptions, CopyReport};
 use hoist::oci::Platform;
+use hoist::progress::Event;
 use hoist::reference::{ImageRef, LayoutRef, RegistryRef};
 use hoist::{Error, Result};
 
@@ -43,6 +44,13 @@ pub struct Args {
     pub push: bool,
     #[command(flatten)]
     pub ecr: super::ecr::EcrCreateArgs,
+    #[command(flatten)]
+    pub auto_tags: super::ci::AutoTagArgs,
+    /// Do not add org.opencontainers.image.* labels and annotations from the CI.
+    #[arg(long)]
+    pub no_ci_labels: bool,
+    #[command(flatten)]
+    pub files: super::ci::OutputFileArgs,
     /// Write the image to oci:DIR[:NAME], docker-archive:FILE[:NAME:TAG] or a registry reference.
     #[arg(long = "output", short = 'o')]
     pub outputs: Vec<String>,
@@ -198,26 +206,41 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
     args.ecr.apply(&ctx.client)?;
-    let tags = args
+    let (ci, project) = super::ci::detect(args.auto_tags.auto())?;
+    let mut tags = args
         .tags
         .iter()
         .map(|t| RegistryRef::parse(t))
         .collect::<Result<Vec<_>>>()?;
+    let mut auto_tags = args.auto_tags.clone();
     if args.push && tags.is_empty() {
-        return Err(Error::Usage(
-            "--push needs at least one -t REFERENCE to push to".into(),
-        ));
+        // GitLab: the project's registry, with this pipeline's tags.
+        let Some(image) = &ci.registry_image else {
+            return Err(Error::Usage(
+                "--push needs at least one -t REFERENCE to push to (in GitLab CI it defaults to $CI_REGISTRY_IMAGE)".into(),
+            ));
+        };
+        tags.push(RegistryRef::parse(image)?);
+        auto_tags.mode = Some("auto".into());
     }
+    let tags = super::ci::expand(ctx, &auto_tags, &ci, &project, tags).await?;
     let mut destinations: Vec<ImageRef> = args
         .outputs
         .iter()
         .map(|o| ImageRef::parse(o))
         .collect::<Result<_>>()?;
+    // Each repository gets one copy; its other tags are one manifest PUT each.
+    let mut extra_tags: Vec<Vec<String>> = vec![Vec::new(); destinations.len()];
     if args.push {
-        destinations.extend(tags.iter().cloned().map(ImageRef::Registry));
+        for (first, extra) in super::ci::group_by_repository(tags.clone()) {
+            destinations.push(ImageRef::Registry(first));
+            extra_tags.push(extra);
+        }
     }
     if destinations.is_empty() {
+        extra_tags.push(Vec::new());
         destinations.push(ImageRef::Layout(LayoutRef {
             dir: PathBuf::from(DEFAULT_OUTPUT),
             name: Some(
@@ -245,17 +268,28 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         .collect();
     skipped.push(PathBuf::from(DEFAULT_OUTPUT));
     skipped.extend(cache_dir.clone());
+    // In CI a retried job gives the same digest: the commit time stands in for
+    // SOURCE_DATE_EPOCH.
+    let epoch = epoch(&build_args)?.or(ci.commit_time.filter(|_| ci.in_ci()));
+    let mut labels = key_values(&args.labels, "--label")?;
+    let mut annotations = key_values(&args.annotations, "--annotation")?;
+    if ci.in_ci() && !args.no_ci_labels {
+        for (key, value) in hoist::ci::outputs::oci_labels(&ci, epoch) {
+            labels.entry(key.clone()).or_insert_with(|| value.clone());
+            annotations.entry(key).or_insert(value);
+        }
+    }
     let options = BuildOptions {
         context: args.context.clone(),
         dockerfile_name,
         dockerfile_path,
         dockerfile,
-        epoch: epoch(&build_args)?,
+        epoch,
         build_args,
         target: args.target.clone(),
         platform,
-        labels: key_values(&args.labels, "--label")?,
-        annotations: key_values(&args.annotations, "--annotation")?,
+        labels,
+        annotations,
         no_cache: args.no_cache,
         push_early: destinations
             .iter()
@@ -302,11 +336,37 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         cache_dir,
         skipped,
     };
+    let reporter = ctx.client.reporter();
+    let section = |id: &str, title: Option<String>| {
+        reporter.report(match title {
+            Some(title) => Event::SectionStart {
+                id: id.into(),
+                title,
+            },
+            None => Event::SectionEnd { id: id.into() },
+        })
+    };
+    section(
+        "hoist_build",
+        Some(format!("build {}", options.dockerfile_name)),
+    );
     let built = hoist::build::build(&ctx.client, &options).await?;
+    section("hoist_build", None);
     let image = &built.image;
     let source = hoist::build::as_source(image);
     let mut reports: Vec<CopyReport> = Vec::new();
-    for destination in &destinations {
+    section(
+        "hoist_push",
+        Some(format!(
+            "write {}",
+            destinations
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    );
+    for (destination, extra) in destinations.iter().zip(&extra_tags) {
         // An archive is named by the first tag unless the destination names it.
         let destination = match destination {
             ImageRef::Archive(a) if a.name.is_none() => {
@@ -321,29 +381,80 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
                 &ctx.client,
                 &source,
                 &destination,
-                &CopyOptions::default(),
+                &CopyOptions {
+                    extra_tags: extra.clone(),
+                    ..Default::default()
+                },
                 None,
             )
             .await?,
         );
     }
+    section("hoist_push", None);
+    let mut written: Vec<ImageRef> = Vec::new();
+    for (destination, extra) in destinations.iter().zip(&extra_tags) {
+        written.push(destination.clone());
+        if let ImageRef::Registry(r) = destination {
+            written.extend(extra.iter().map(|t| ImageRef::Registry(r.with_tag(t))));
+        }
+    }
+    let digest = &image.manifest.digest;
+    args.files
+        .write(&super::ci::pushed_image(&written, digest))?;
+    let size = match image.manifest.parse()? {
+        hoist::oci::Parsed::Image(m) => {
+            m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()
+        }
+        hoist::oci::Parsed::Index(_) => 0,
+    };
     #[derive(serde::Serialize)]
     struct Out<'a> {
         digest: &'a hoist::reference::Digest,
         outputs: Vec<&'a str>,
+        tags: Vec<String>,
+        size: u64,
+        seconds: f64,
         cache: &'a hoist::build::cache::CacheStats,
     }
     let out = Out {
-        digest: &image.manifest.digest,
+        digest,
         outputs: reports.iter().map(|r| r.destination.as_str()).collect(),
+        tags: written
+            .iter()
+            .filter(|d| matches!(d, ImageRef::Registry(_)))
+            .map(|d| d.to_string())
+            .collect(),
+        size,
+        seconds: started.elapsed().as_secs_f64(),
         cache: &built.cache.stats,
     };
     ctx.print(&out, || {
-        format!(
-            "built {} → {}",
-            image.manifest.digest,
-            out.outputs.join(", ")
-        )
+        if !ci.in_ci() {
+            return format!("built {digest} → {}", out.outputs.join(", "));
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        let cache = &built.cache.stats;
+        let reused = cache.layers_reused.load(Relaxed);
+        let rows = [
+            ("image", out.outputs.join(", ")),
+            ("digest", digest.to_string()),
+            ("tags", out.tags.join(", ")),
+            ("size", super::progress::human_bytes(size)),
+            ("time", format!("{:.1}s", out.seconds)),
+            (
+                "cache",
+                format!(
+                    "{reused} of {} layers reused, {} files unchanged",
+                    reused + cache.layers_built.load(Relaxed),
+                    cache.files_unchanged.load(Relaxed)
+                ),
+            ),
+        ];
+        rows.iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k:<8}{v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     });
     Ok(())
 }

@@ -19,12 +19,33 @@ pub struct Args {
     pub all_tags: bool,
     #[command(flatten)]
     pub ecr: super::ecr::EcrCreateArgs,
+    #[command(flatten)]
+    pub auto_tags: super::ci::AutoTagArgs,
+    #[command(flatten)]
+    pub files: super::ci::OutputFileArgs,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     args.ecr.apply(&ctx.client)?;
     let src = ImageRef::parse(&args.source)?;
-    let dst = ImageRef::parse(&args.destination)?;
+    let mut dst = ImageRef::parse(&args.destination)?;
+    let mut extra_tags = Vec::new();
+    if args.auto_tags.auto() {
+        let ImageRef::Registry(repo) = &dst else {
+            return Err(hoist::Error::Usage(
+                "--tags auto needs a registry destination".into(),
+            ));
+        };
+        let (ci, config) = super::ci::detect(true)?;
+        let refs =
+            super::ci::expand(ctx, &args.auto_tags, &ci, &config, vec![repo.clone()]).await?;
+        let (first, extra) = super::ci::group_by_repository(refs)
+            .into_iter()
+            .next()
+            .expect("one repository");
+        dst = ImageRef::Registry(first);
+        extra_tags = extra;
+    }
     let options = CopyOptions {
         platforms: args
             .platform
@@ -32,8 +53,17 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             .map(PlatformChoice::parse)
             .transpose()?,
         all_tags: args.all_tags,
+        extra_tags: extra_tags.clone(),
     };
     let reports = hoist::copy::copy(&ctx.client, &src, &dst, &options).await?;
+    if let Some(last) = reports.last() {
+        let mut destinations = vec![dst.clone()];
+        if let ImageRef::Registry(r) = &dst {
+            destinations.extend(extra_tags.iter().map(|t| ImageRef::Registry(r.with_tag(t))));
+        }
+        args.files
+            .write(&super::ci::pushed_image(&destinations, &last.digest))?;
+    }
     let human = || {
         reports
             .iter()

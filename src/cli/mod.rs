@@ -1,6 +1,7 @@
 //! Command-line parsing and the glue from subcommands to the library.
 
 pub mod build;
+pub mod ci;
 pub mod copy;
 pub mod credential_helper;
 pub mod ecr;
@@ -62,6 +63,11 @@ pub enum Command {
     Tags(tags::Args),
     /// Store registry credentials in docker's config.json (ECR: from AWS credentials).
     Login(login::Args),
+    /// CI integration: the tags of this build.
+    Ci {
+        #[command(subcommand)]
+        command: ci::Command,
+    },
     /// Amazon ECR: create/converge repositories, gate on scan findings.
     Ecr {
         #[command(subcommand)]
@@ -120,5 +126,6 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Tags(args) => tags::run(&ctx, args).await,
         Command::Login(args) => login::run(&ctx, args).await,
         Command::Ecr { command } => ecr::run(&ctx, command).await,
+        Command::Ci { command } => ci::run(&ctx, command).await,
     }
 }

@@ -19,7 +19,9 @@ pub enum ProgressMode {
 pub fn reporter(mode: ProgressMode) -> Box<dyn Reporter> {
     match mode {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Box::new(Bars::new()),
-        ProgressMode::Auto | ProgressMode::Plain => Box::new(Plain),
+        ProgressMode::Auto | ProgressMode::Plain => Box::new(Plain {
+            gitlab: std::env::var_os("GITLAB_CI").is_some(),
+        }),
         ProgressMode::Quiet => Box::new(Quiet),
     }
 }
@@ -79,16 +81,42 @@ fn line(event: &Event) -> Option<String> {
         ),
         Event::Warning(w) => format!("warning: {w}"),
         Event::Info(i) => i.clone(),
-        Event::BlobStarted { .. } | Event::BlobProgress { .. } => return None,
+        Event::BlobStarted { .. }
+        | Event::BlobProgress { .. }
+        | Event::SectionStart { .. }
+        | Event::SectionEnd { .. } => return None,
     })
 }
 
-struct Plain;
+/// Plain lines; in GitLab CI, stages become collapsible log sections.
+struct Plain {
+    gitlab: bool,
+}
+
+/// GitLab's section markers (`section_start:UNIX_TIME:NAME`, then the header).
+fn gitlab_section(event: &Event) -> Option<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match event {
+        Event::SectionStart { id, title } => Some(format!(
+            "\x1b[0Ksection_start:{now}:{id}[collapsed=false]\r\x1b[0K{title}"
+        )),
+        Event::SectionEnd { id } => Some(format!("\x1b[0Ksection_end:{now}:{id}\r\x1b[0K")),
+        _ => None,
+    }
+}
 
 impl Reporter for Plain {
     fn report(&self, event: Event) {
-        if let Some(line) = line(&event) {
-            eprintln!("{line}");
+        let text = if self.gitlab {
+            gitlab_section(&event).or_else(|| line(&event))
+        } else {
+            line(&event)
+        };
+        if let Some(text) = text {
+            eprintln!("{text}");
         }
     }
 }

@@ -8,20 +8,33 @@ pub struct Args {
     /// The image to tag: host/repo:tag or host/repo@digest.
     pub source: String,
     /// New tags: a bare TAG, or host/repo:TAG in the same repository.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "tags_mode")]
     pub new: Vec<String>,
     #[command(flatten)]
     pub ecr: super::ecr::EcrCreateArgs,
+    #[command(flatten)]
+    pub auto_tags: super::ci::AutoTagArgs,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     args.ecr.apply(&ctx.client)?;
     let source = RegistryRef::parse(&args.source)?;
-    let tags = args
+    let mut tags = args
         .new
         .iter()
         .map(|new| new_tag(&source, new))
         .collect::<Result<Vec<_>>>()?;
+    if args.auto_tags.auto() {
+        let (ci, config) = super::ci::detect(true)?;
+        let repo = RegistryRef {
+            tag: None,
+            digest: None,
+            ..source.clone()
+        };
+        for r in super::ci::expand(ctx, &args.auto_tags, &ci, &config, vec![repo]).await? {
+            tags.extend(r.tag.filter(|t| !tags.contains(t)));
+        }
+    }
     let digest = hoist::copy::tag(&ctx.client, &source, &tags).await?;
     #[derive(serde::Serialize)]
     struct Out<'a> {

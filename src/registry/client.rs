@@ -189,6 +189,9 @@ struct Inner {
     aws: Arc<Aws>,
     /// `--ecr-create`: the repository settings to ensure before pushing to ECR.
     ecr_create: Mutex<Option<RepositorySpec>>,
+    /// Tags expected to move to newer images (`latest`, `v1`, branches): an immutable ECR
+    /// repository skips them instead of failing.
+    moving_tags: Mutex<std::collections::HashSet<String>>,
     /// Per pushed ECR repository: checked (and created) once per run.
     push_checks: Mutex<HashMap<String, Arc<OnceCell<Option<RepositoryInfo>>>>>,
 }
@@ -238,6 +241,7 @@ impl RegistryClient {
                 reporter,
                 aws,
                 ecr_create: Mutex::new(None),
+                moving_tags: Mutex::new(["latest".to_string()].into()),
                 push_checks: Mutex::new(HashMap::new()),
             }),
         })
@@ -259,6 +263,7 @@ impl RegistryClient {
                 reporter: self.inner.reporter.clone(),
                 aws: self.inner.aws.clone(),
                 ecr_create: Mutex::new(None),
+                moving_tags: Mutex::new(["latest".to_string()].into()),
                 push_checks: Mutex::new(HashMap::new()),
             }),
         };
@@ -278,6 +283,23 @@ impl RegistryClient {
     /// `--ecr-create`: pushes to an ECR repository first ensure it exists with these settings.
     pub fn set_ecr_create(&self, spec: RepositorySpec) {
         *self.inner.ecr_create.lock().expect("ecr_create lock") = Some(spec);
+    }
+
+    /// Marks `tag` as one that moves (`--tags auto` knows which do); `latest` always does.
+    pub fn mark_moving_tag(&self, tag: &str) {
+        self.inner
+            .moving_tags
+            .lock()
+            .expect("moving tags lock")
+            .insert(tag.to_string());
+    }
+
+    pub fn is_moving_tag(&self, tag: &str) -> bool {
+        self.inner
+            .moving_tags
+            .lock()
+            .expect("moving tags lock")
+            .contains(tag)
     }
 
     pub(super) fn ecr_create(&self) -> Option<RepositorySpec> {

@@ -2,7 +2,7 @@
 //! created with `--ecr-create`), and tags of immutable repositories are checked before a PUT
 //! so a re-push of the same image is a no-op and a conflicting one is one clear error.
 
-use crate::aws::ecr::{RepositoryAt, RepositoryInfo, is_moving_tag, parse_host};
+use crate::aws::ecr::{RepositoryAt, RepositoryInfo, parse_host};
 use crate::error::{Error, Result};
 use crate::oci::RawManifest;
 use crate::progress::Event;
@@ -97,7 +97,7 @@ impl Repository {
             )));
             return Ok(Some(PutOutcome::Unchanged));
         }
-        if is_moving_tag(tag) {
+        if self.client.is_moving_tag(tag) {
             self.client.reporter().report(Event::Warning(format!(
                 "skipped the moving tag `{tag}`: ECR repository {} has immutable tags (let it move with `hoist ecr ensure {}/{} --immutable-except {tag}`)",
                 self.name, self.registry, self.name

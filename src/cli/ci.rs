@@ -1,0 +1,265 @@
+//! `hoist ci tags`, and the CI pieces of build/copy/tag: `--tags auto`, output files.
+
+use std::path::PathBuf;
+
+use hoist::ci::config::ProjectConfig;
+use hoist::ci::outputs::{OutputFiles, PushedImage};
+use hoist::ci::tags::TagPlan;
+use hoist::ci::{CiContext, Provider};
+use hoist::progress::Event;
+use hoist::reference::{Digest, ImageRef, RegistryRef};
+use hoist::registry::Access;
+use hoist::{Error, Result};
+
+use super::Context;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Print the tags this build gets in this CI (the table in `hoist ci tags --help`).
+    ///
+    /// Short SHA always; + branch slug on branches; + latest on the default branch;
+    /// v1.2.3, v1.2, v1 (+ latest) for a semver git tag, moving tags never moving backwards;
+    /// only the version for a pre-release; mr-<iid> for merge requests; + the environment name.
+    /// `hoist.toml` `[tags]` changes this (see README).
+    Tags(TagsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TagsArgs {
+    /// The repository whose existing tags keep moving tags from moving backwards
+    /// (default: $CI_REGISTRY_IMAGE on GitLab).
+    #[arg(short = 't', long = "tag", value_name = "REPO")]
+    pub repository: Option<String>,
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
+
+/// `--tags auto` for commands that push.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct AutoTagArgs {
+    /// `auto`: push this CI build's tags (`hoist ci tags`) to each -t repository.
+    #[arg(id = "tags_mode", long = "tags", value_name = "auto", value_parser = ["auto"])]
+    pub mode: Option<String>,
+    /// Allow --tags auto with uncommitted changes in the work tree (no CI).
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
+
+impl AutoTagArgs {
+    pub fn auto(&self) -> bool {
+        self.mode.is_some()
+    }
+}
+
+/// Files for later jobs.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct OutputFileArgs {
+    /// Write IMAGE_REPOSITORY, IMAGE_REF (repo@digest), IMAGE_DIGEST, IMAGE_TAGS (GitLab dotenv).
+    #[arg(long, value_name = "FILE")]
+    pub dotenv: Option<PathBuf>,
+    /// Write the image digest (like docker's --iidfile).
+    #[arg(long, value_name = "FILE")]
+    pub digest_file: Option<PathBuf>,
+    /// Write CodePipeline's imagedefinitions.json for the ECS container --container.
+    #[arg(long, value_name = "FILE", requires = "container")]
+    pub imagedefinitions: Option<PathBuf>,
+    /// The container name for --imagedefinitions.
+    #[arg(long, value_name = "NAME", requires = "imagedefinitions")]
+    pub container: Option<String>,
+    /// Write CodePipeline's imageDetail.json (ECS blue/green).
+    #[arg(long, value_name = "FILE")]
+    pub image_detail: Option<PathBuf>,
+}
+
+impl OutputFileArgs {
+    pub fn write(&self, image: &PushedImage) -> Result<()> {
+        OutputFiles {
+            dotenv: self.dotenv.as_deref(),
+            digest: self.digest_file.as_deref(),
+            imagedefinitions: self
+                .imagedefinitions
+                .as_deref()
+                .zip(self.container.as_deref()),
+            image_detail: self.image_detail.as_deref(),
+        }
+        .write(image)
+    }
+}
+
+/// What output files describe: the first registry destination's repository with every tag
+/// pushed there, else the first destination as written.
+pub fn pushed_image(destinations: &[ImageRef], digest: &Digest) -> PushedImage {
+    let registry: Vec<&RegistryRef> = destinations
+        .iter()
+        .filter_map(|d| match d {
+            ImageRef::Registry(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    match registry.first() {
+        Some(first) => PushedImage {
+            repository: first.repository_name(),
+            digest: digest.clone(),
+            tags: registry
+                .iter()
+                .filter(|r| r.repository_name() == first.repository_name())
+                .filter_map(|r| r.tag.clone())
+                .collect(),
+        },
+        None => PushedImage {
+            repository: destinations
+                .first()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            digest: digest.clone(),
+            tags: Vec::new(),
+        },
+    }
+}
+
+/// Splits expanded references into the first of each repository (copied to) and the other
+/// tags of that repository (one manifest PUT each).
+pub fn group_by_repository(refs: Vec<RegistryRef>) -> Vec<(RegistryRef, Vec<String>)> {
+    let mut groups: Vec<(RegistryRef, Vec<String>)> = Vec::new();
+    for r in refs {
+        match groups
+            .iter_mut()
+            .find(|(first, _)| first.repository_name() == r.repository_name() && r.digest.is_none())
+        {
+            Some((_, extra)) => extra.extend(r.tag),
+            None => groups.push((r, Vec::new())),
+        }
+    }
+    groups
+}
+
+/// The CI context of this run and the project's hoist.toml (from the current directory).
+/// `local`: without CI, read `.git` (for tags).
+pub fn detect(local: bool) -> Result<(CiContext, ProjectConfig)> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let ctx = hoist::ci::detect(&hoist::ci::process_env, &cwd, local)?;
+    let config = hoist::ci::config::load(&cwd)?;
+    Ok((ctx, config))
+}
+
+/// Refuses what would make auto tags wrong: no commit to name, or (no CI) uncommitted changes.
+fn check_taggable(ci: &CiContext, allow_dirty: bool) -> Result<()> {
+    if ci.sha.is_none() {
+        return Err(Error::Usage(
+            "--tags auto needs a commit: run in GitLab CI, GitHub Actions or CodeBuild, or in a git work tree".into(),
+        ));
+    }
+    if ci.provider == Some(Provider::Local) && ci.dirty && !allow_dirty {
+        return Err(Error::Usage(
+            "the work tree has uncommitted changes, so the commit SHA would not describe the image: commit first, or pass --allow-dirty".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The tag plan for one repository, checking its existing tags when a release could move
+/// `v1`/`latest` backwards.
+pub async fn plan_for(
+    ctx: &Context,
+    ci: &CiContext,
+    config: &ProjectConfig,
+    repository: Option<&RegistryRef>,
+) -> Result<TagPlan> {
+    let release = ci
+        .git_tag
+        .as_deref()
+        .and_then(hoist::ci::tags::Version::parse)
+        .is_some_and(|v| v.pre.is_none());
+    let existing = match repository {
+        Some(repo) if release => match ctx.client.repository(repo, Access::Pull).tags().await {
+            Ok(tags) => tags,
+            Err(Error::NotFound { .. }) => Vec::new(),
+            Err(Error::Registry { code, .. }) if code == "NAME_UNKNOWN" => Vec::new(),
+            Err(e) => return Err(e),
+        },
+        _ => Vec::new(),
+    };
+    let plan = hoist::ci::tags::plan(ci, &config.tags, &existing);
+    for notice in &plan.notices {
+        ctx.client.reporter().report(Event::Info(notice.clone()));
+    }
+    Ok(plan)
+}
+
+/// `-t` references with `--tags auto` applied: each repository gets the plan's tags plus the
+/// tags named explicitly (`-t REPO:TAG`). Moving tags are marked on the client (immutable ECR
+/// repositories skip them).
+pub async fn expand(
+    ctx: &Context,
+    args: &AutoTagArgs,
+    ci: &CiContext,
+    config: &ProjectConfig,
+    refs: Vec<RegistryRef>,
+) -> Result<Vec<RegistryRef>> {
+    if !args.auto() {
+        return Ok(refs);
+    }
+    check_taggable(ci, args.allow_dirty)?;
+    let mut repositories: Vec<RegistryRef> = Vec::new();
+    for r in &refs {
+        let bare = RegistryRef {
+            tag: None,
+            digest: None,
+            ..r.clone()
+        };
+        if !repositories.contains(&bare) {
+            repositories.push(bare);
+        }
+    }
+    let mut expanded = Vec::new();
+    for repo in &repositories {
+        let plan = plan_for(ctx, ci, config, Some(repo)).await?;
+        for tag in &plan.tags {
+            if tag.moving {
+                ctx.client.mark_moving_tag(&tag.name);
+            }
+            expanded.push(repo.with_tag(&tag.name));
+        }
+        for r in refs
+            .iter()
+            .filter(|r| r.repository_name() == repo.repository_name())
+        {
+            if let Some(tag) = &r.tag
+                && !expanded.iter().any(|e| e == &repo.with_tag(tag))
+            {
+                expanded.push(repo.with_tag(tag));
+            }
+        }
+    }
+    Ok(expanded)
+}
+
+pub async fn run(ctx: &Context, command: Command) -> Result<()> {
+    match command {
+        Command::Tags(args) => tags(ctx, args).await,
+    }
+}
+
+async fn tags(ctx: &Context, args: TagsArgs) -> Result<()> {
+    let (ci, config) = detect(true)?;
+    check_taggable(&ci, args.allow_dirty)?;
+    let repository = match args.repository.or(ci.registry_image.clone()) {
+        Some(r) => Some(RegistryRef::parse(&r)?),
+        None => None,
+    };
+    let plan = plan_for(ctx, &ci, &config, repository.as_ref()).await?;
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        provider: Option<Provider>,
+        repository: Option<String>,
+        #[serde(flatten)]
+        plan: &'a TagPlan,
+    }
+    let out = Out {
+        provider: ci.provider,
+        repository: repository.as_ref().map(|r| r.repository_name()),
+        plan: &plan,
+    };
+    ctx.print(&out, || plan.names().join("\n"));
+    Ok(())
+}
