@@ -1,4 +1,4 @@
-use hoist::reference::{RegistryRef, validate_tag};
+use hoist::reference::{ImageRef, RegistryRef, validate_tag};
 use hoist::{Error, Result};
 
 use super::Context;
@@ -14,6 +14,8 @@ pub struct Args {
     pub ecr: super::ecr::EcrCreateArgs,
     #[command(flatten)]
     pub auto_tags: super::ci::AutoTagArgs,
+    #[command(flatten)]
+    pub files: super::ci::OutputFileArgs,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
@@ -36,6 +38,12 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         }
     }
     let digest = hoist::copy::tag(&ctx.client, &source, &tags).await?;
+    let written: Vec<ImageRef> = tags
+        .iter()
+        .map(|t| ImageRef::Registry(source.with_tag(t)))
+        .collect();
+    args.files
+        .write(&super::ci::pushed_image(&written, &digest))?;
     #[derive(serde::Serialize)]
     struct Out<'a> {
         digest: &'a hoist::reference::Digest,

@@ -833,3 +833,32 @@ fn copy_and_tag_push_to_ecr_and_immutable_exceptions_let_tags_move() {
         .run(["copy", &source, &format!("{target}:v2"), "--immutable"])
         .fails_with(1, "need --ecr-create");
 }
+
+#[test]
+fn auto_tags_on_an_immutable_repository_push_fixed_tags_and_skip_moving_ones() {
+    let env = ecr();
+    env.create_repository("release/app", "IMMUTABLE");
+    let ctx = image_context("release");
+    let run = push(
+        env.hoist_with_keys()
+            .env("GITLAB_CI", "true")
+            .env("CI_COMMIT_SHA", "89abcdef0123456789abcdef0123456789abcdef")
+            .env("CI_COMMIT_TAG", "v1.0.0")
+            .env("CI_COMMIT_TIMESTAMP", "2024-05-01T10:00:00Z"),
+        ctx.path(),
+        &format!("{ECR_HOST}/release/app"),
+        &["--tags", "auto"],
+    );
+    run.ok();
+    for moving in ["v1.0", "v1", "latest"] {
+        assert!(
+            run.stderr
+                .contains(&format!("skipped the moving tag `{moving}`")),
+            "{}",
+            run.stderr
+        );
+    }
+    let mut tags = image_tags("release/app");
+    tags.sort();
+    assert_eq!(tags, ["89abcdef", "v1.0.0"]);
+}
