@@ -18,5 +18,6 @@ pub mod reference;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod time;
 
 pub use error::{Error, Result};

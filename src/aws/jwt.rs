@@ -65,7 +65,7 @@ pub fn check(claims: &Claims, var: &str, now: i64) -> Result<(), Error> {
             message: format!(
                 "the OIDC ID token in ${var} expired {} ago (exp {})",
                 crate::aws::ecr::describe_duration(now - exp),
-                crate::build::image::rfc3339(exp, 0)
+                crate::time::rfc3339(exp, 0)
             ),
             hint: Some(format!(
                 "GitLab ID tokens live as long as the job's `timeout:`; use the token of the running job (`id_tokens: {var}:`), not one saved from another job"

@@ -18,7 +18,6 @@ use super::gofmt;
 use super::ignore::PatternMatcher;
 use super::image::{
     ContainerConfig, DEFAULT_PATH, Empty, HISTORY_COMMENT, Healthcheck, History, ImageConfig,
-    rfc3339,
 };
 use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
@@ -28,6 +27,7 @@ use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_
 use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
 use crate::registry::RegistryClient;
 use crate::source::{BlobOrigin, BuiltImage, Source};
+use crate::time::rfc3339;
 
 /// Build args every Dockerfile may use without declaring them (BuildKit's proxy args and
 /// its own settings).

@@ -131,7 +131,7 @@ fn gitlab(env: EnvLookup) -> CiContext {
         default_branch: env("CI_DEFAULT_BRANCH"),
         merge_request: env("CI_MERGE_REQUEST_IID"),
         environment: env("CI_ENVIRONMENT_NAME"),
-        commit_time: env("CI_COMMIT_TIMESTAMP").and_then(|t| parse_rfc3339(&t)),
+        commit_time: env("CI_COMMIT_TIMESTAMP").and_then(|t| crate::time::parse_rfc3339(&t)),
         project_url: env("CI_PROJECT_URL"),
         project_name: env("CI_PROJECT_NAME"),
         registry_image: env("CI_REGISTRY_IMAGE"),
@@ -154,7 +154,7 @@ fn github(env: EnvLookup) -> CiContext {
         environment: env("HOIST_ENVIRONMENT"),
         commit_time: event["head_commit"]["timestamp"]
             .as_str()
-            .and_then(parse_rfc3339),
+            .and_then(crate::time::parse_rfc3339),
         project_url: match (env("GITHUB_SERVER_URL"), env("GITHUB_REPOSITORY")) {
             (Some(server), Some(repo)) => Some(format!("{server}/{repo}")),
             _ => None,
@@ -203,41 +203,6 @@ fn codebuild(env: EnvLookup) -> CiContext {
     ctx
 }
 
-/// `2022-01-31T16:47:55Z` or with an offset (`+01:00`); GitLab's CI_COMMIT_TIMESTAMP.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, time) = s.split_once(['T', ' '])?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
-    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
-        Some(i) => (&time[..i], &time[i..]),
-        None => (time, "Z"),
-    };
-    let clock = clock.split('.').next()?;
-    let mut c = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (hour, minute, second) = (c.next()??, c.next()??, c.next().flatten().unwrap_or(0));
-    let offset_secs = match offset {
-        "Z" | "z" => 0,
-        o => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let (h, m) = o[1..].split_once(':').unwrap_or((&o[1..], "0"));
-            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
-        }
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from civil (Howard Hinnant).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + hour * 3600 + minute * 60 + second - offset_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,18 +214,6 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned().filter(|v| !v.is_empty())
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2022-01-31T16:47:55Z"), Some(1643647675));
-        assert_eq!(parse_rfc3339("2022-01-31T17:47:55+01:00"), Some(1643647675));
-        assert_eq!(
-            parse_rfc3339("2022-01-31T16:47:55.123-00:30"),
-            Some(1643649475)
-        );
-        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]
@@ -284,7 +237,10 @@ mod tests {
         assert_eq!(ctx.provider, Some(Provider::GitLab));
         assert_eq!(ctx.branch.as_deref(), Some("feature/Login"));
         assert_eq!(ctx.short_sha().as_deref(), Some("01234567"));
-        assert_eq!(ctx.commit_time, parse_rfc3339("2024-05-01T10:00:00Z"));
+        assert_eq!(
+            ctx.commit_time,
+            crate::time::parse_rfc3339("2024-05-01T10:00:00Z")
+        );
         assert!(ctx.in_ci());
     }
 

@@ -21,10 +21,7 @@ pub fn oci_labels(ctx: &CiContext, created: Option<i64>) -> Vec<(String, String)
         ("source", ctx.project_url.clone()),
         ("url", ctx.project_url.clone()),
         ("revision", ctx.sha.clone()),
-        (
-            "created",
-            created.map(|t| crate::build::image::rfc3339(t, 0)),
-        ),
+        ("created", created.map(|t| crate::time::rfc3339(t, 0))),
         ("version", version),
         ("title", ctx.project_name.clone()),
         ("ref.name", ctx.ref_name().map(str::to_string)),

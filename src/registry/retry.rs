@@ -164,15 +164,7 @@ pub fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
     let [h, m, sec] = hms.as_slice() else {
         return None;
     };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + h * 3600 + m * 60 + sec;
+    let secs = crate::time::days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + sec;
     u64::try_from(secs)
         .ok()
         .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s))
