@@ -3,6 +3,10 @@
 
 mod cli;
 
+/// glibc's and musl's malloc are a measurable part of a warm build (many small path strings).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 

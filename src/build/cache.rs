@@ -11,6 +11,7 @@
 //! directory and builds killed half-way never leave a partial entry under its final name.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,7 +117,8 @@ pub struct RemoteLayer {
 
 pub struct Cache {
     root: Option<PathBuf>,
-    known: Mutex<HashMap<PathBuf, std::fs::Metadata>>,
+    /// Keyed by the path's bytes: `Path`'s own hash walks components, slow for thousands.
+    known: Mutex<HashMap<OsString, std::fs::Metadata>>,
     /// Keys → layers from `--cache-from` (the first reference that has a key wins).
     remote: Mutex<HashMap<Digest, RemoteLayer>>,
     /// Only files under this directory (the build context) are remembered in the stat cache;
@@ -161,13 +163,18 @@ impl Cache {
     }
 
     /// Metadata already read (by the context walk), so files are not stat'ed twice.
-    pub fn remember_metadata(&self, known: HashMap<PathBuf, std::fs::Metadata>) {
+    pub fn remember_metadata(&self, known: HashMap<OsString, std::fs::Metadata>) {
         self.known.lock().expect("metadata lock").extend(known);
     }
 
     /// The content digest of a context file, from the stat cache when the file is unchanged.
     pub fn file_digest(&self, path: &Path) -> Result<Digest> {
-        let known = self.known.lock().expect("metadata lock").get(path).cloned();
+        let known = self
+            .known
+            .lock()
+            .expect("metadata lock")
+            .get(path.as_os_str())
+            .cloned();
         let meta = match known {
             Some(meta) => meta,
             None => std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?,
@@ -223,32 +230,35 @@ impl Cache {
         epoch: Option<i64>,
         codec: Codec,
     ) -> Result<Digest> {
+        use std::fmt::Write;
         let mut hasher = Hasher::new("sha256")?;
-        let mut line = |s: &str| {
-            hasher.update(s.as_bytes());
-            hasher.update(b"\n");
-        };
-        line(LAYER_FORMAT);
-        line(codec.media_type());
+        hasher.update(format!("{LAYER_FORMAT}\n{}\n", codec.media_type()).as_bytes());
+        // One line per entry, written into one reused buffer: warm builds key thousands.
+        let mut line = String::new();
         for (path, node) in entries {
+            line.clear();
             let mtime = epoch.map_or(node.mtime, |e| node.mtime.min(e));
-            let kind = match &node.kind {
-                Kind::Dir => "dir".to_string(),
-                Kind::File => "file".to_string(),
-                Kind::Symlink(t) => format!("symlink {t:?}"),
-                Kind::Hardlink(t) => format!("hardlink {t:?}"),
-                Kind::Other => "other".to_string(),
+            let _ = write!(line, "{path:?} ");
+            let _ = match &node.kind {
+                Kind::Dir => write!(line, "dir"),
+                Kind::File => write!(line, "file"),
+                Kind::Symlink(t) => write!(line, "symlink {t:?}"),
+                Kind::Hardlink(t) => write!(line, "hardlink {t:?}"),
+                Kind::Other => write!(line, "other"),
             };
-            let content = match &node.content {
-                Content::None => String::new(),
-                Content::Local(p) => self.file_digest(p)?.to_string(),
-                Content::Bytes(b) => Digest::sha256_of(b).to_string(),
-                Content::Layer { layer, path } => format!("{layer}:{path:?}"),
-            };
-            line(&format!(
-                "{path:?} {kind} {:o} {} {} {mtime} {} {content}",
+            let _ = write!(
+                line,
+                " {:o} {} {} {mtime} {} ",
                 node.mode, node.uid, node.gid, node.size
-            ));
+            );
+            let _ = match &node.content {
+                Content::None => Ok(()),
+                Content::Local(p) => write!(line, "{}", self.file_digest(p)?),
+                Content::Bytes(b) => write!(line, "{}", Digest::sha256_of(b)),
+                Content::Layer { layer, path } => write!(line, "{layer}:{path:?}"),
+            };
+            line.push('\n');
+            hasher.update(line.as_bytes());
         }
         Ok(hasher.finish())
     }

@@ -3,6 +3,7 @@
 //! It becomes an [`FsView`] whose files are read from disk only when a layer is written.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -88,7 +89,7 @@ impl Context {
     /// Walks the context (lstat only) into a view: context files belong to root (BuildKit
     /// resets their owner), keep their mode and mtime, and are read when a layer is written.
     /// Also returns each file's metadata, for the stat cache.
-    pub fn view(&self) -> Result<(FsView, HashMap<PathBuf, std::fs::Metadata>)> {
+    pub fn view(&self) -> Result<(FsView, HashMap<OsString, std::fs::Metadata>)> {
         let mut view = FsView::new();
         let mut metadata = HashMap::new();
         let root_meta = std::fs::metadata(&self.root).map_err(|e| Error::io(&self.root, e))?;
@@ -115,7 +116,7 @@ impl Context {
         parent_excluded: bool,
         view: &mut FsView,
         inodes: &mut HashMap<(u64, u64), String>,
-        metadata: &mut HashMap<PathBuf, std::fs::Metadata>,
+        metadata: &mut HashMap<OsString, std::fs::Metadata>,
     ) -> Result<bool> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
@@ -194,7 +195,7 @@ impl Context {
             };
             let size = if kind == Kind::File { meta.len() } else { 0 };
             if kind == Kind::File {
-                metadata.insert(path.clone(), meta.clone());
+                metadata.insert(path.clone().into_os_string(), meta.clone());
             }
             view.put_base(
                 &abs,
