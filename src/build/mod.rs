@@ -6,6 +6,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod download;
 pub mod execute;
+pub mod extract;
 pub mod fileop;
 pub mod fsview;
 pub mod gofmt;
