@@ -261,33 +261,26 @@ fn oidc_token_problems_are_explained_before_calling_sts() {
 fn ecr_ensure_creates_then_does_nothing_then_converges() {
     let env = ecr();
     let name = format!("{ECR_HOST}/ensure/app");
-    let first = env.hoist_with_keys().run([
-        "ecr",
-        "ensure",
-        &name,
-        "--scan-on-push",
-        "--keep",
-        "10",
-        "--resource-tag",
-        "team=web",
-        "--json",
-    ]);
+    let ensure = || {
+        env.hoist_with_keys().run([
+            "ecr",
+            "ensure",
+            &name,
+            "--scan-on-push",
+            "--keep",
+            "10",
+            "--resource-tag",
+            "team=web",
+            "--json",
+        ])
+    };
+    let first = ensure();
     first.ok();
     assert_eq!(first.json()["created"], true);
     let repo = env.repository("ensure/app").expect("created in moto");
     assert_eq!(repo["imageScanningConfiguration"]["scanOnPush"], true);
 
-    let second = env.hoist_with_keys().run([
-        "ecr",
-        "ensure",
-        &name,
-        "--scan-on-push",
-        "--keep",
-        "10",
-        "--resource-tag",
-        "team=web",
-        "--json",
-    ]);
+    let second = ensure();
     second.ok();
     assert_eq!(second.json()["created"], false);
     assert_eq!(second.json()["changes"], json!([]));
