@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::error_from_reader;
 use crate::error::{Error, Result};
+use crate::fsutil::FileLock;
+use crate::oci::{Descriptor, layer_tar_reader};
+use crate::reference::Digest;
+use crate::source::Source;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -298,6 +302,67 @@ impl Applier<'_> {
     }
 }
 
+/// The chain ID of a stack of layers (OCI image spec): the first layer's diff ID, then
+/// `sha256(parent_chain_id + " " + diff_id)` for each further layer.
+pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
+    let (first, rest) = diff_ids.split_first()?;
+    Some(rest.iter().fold(first.clone(), |chain, diff_id| {
+        Digest::sha256_of(format!("{chain} {diff_id}").as_bytes())
+    }))
+}
+
+/// The root file system of `layers` (an image's, bottom first), unpacked once into
+/// `local/rootfs/<chain id>` of the cache dir and shared by every build that needs it: the
+/// first one unpacks into a temporary directory under a lock and renames it into place, so a
+/// directory under its final name is always complete.
+pub async fn rootfs(
+    local: &Path,
+    source: &Source,
+    layers: &[Descriptor],
+    diff_ids: &[Digest],
+    privileged: bool,
+) -> Result<PathBuf> {
+    let Some(chain) = chain_id(diff_ids) else {
+        let empty = local.join("rootfs").join("empty");
+        std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
+        return Ok(empty);
+    };
+    let dir = local.join("rootfs");
+    let done = dir.join(chain.hex());
+    if done.is_dir() {
+        return Ok(done);
+    }
+    let lock_path = dir.join(format!("{}.lock", chain.hex()));
+    let _lock = tokio::task::spawn_blocking(move || FileLock::acquire(&lock_path))
+        .await
+        .map_err(|e| Error::Internal(format!("waiting for the rootfs lock panicked: {e}")))??;
+    if done.is_dir() {
+        // Another build unpacked it while we waited.
+        return Ok(done);
+    }
+    let work = dir.join(format!(".unpacking-{}", chain.hex()));
+    if lstat(&work).is_some() {
+        // Left by an interrupted build (we hold the lock, so nobody else is writing it).
+        std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    }
+    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    for layer in layers {
+        let what = format!("layer {}", layer.digest);
+        let stream = source.blob(layer).await?;
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let media_type = layer.media_type.clone();
+        let root = work.clone();
+        tokio::task::spawn_blocking(move || {
+            let tar = layer_tar_reader(&media_type, reader, &what)?;
+            apply_layer(&root, tar, &what, privileged)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))??;
+    }
+    std::fs::rename(&work, &done).map_err(|e| Error::io(&done, e))?;
+    Ok(done)
+}
+
 fn c_path(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::malformed(path.display().to_string(), "NUL in path"))
@@ -495,6 +560,63 @@ mod tests {
         assert_eq!(stats.whiteouts, 2);
         assert_eq!(stats.devices_skipped, 1);
         assert!(!r.join("dev-null").exists());
+    }
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        assert_eq!(chain_id(&[]), None);
+        assert_eq!(chain_id(std::slice::from_ref(&a)), Some(a.clone()));
+        assert_eq!(
+            chain_id(&[a.clone(), b.clone()]),
+            Some(Digest::sha256_of(format!("{a} {b}").as_bytes()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rootfs_is_unpacked_once_per_chain_and_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::sink::Layout::create(&dir.path().join("layout")).unwrap();
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        for entries in [
+            vec![E::Dir("etc/", 0o755), E::File("etc/os", "one", 0o644)],
+            vec![E::File("etc/os", "two", 0o644)],
+        ] {
+            let tar = tar_of(&entries);
+            diff_ids.push(Digest::sha256_of(&tar));
+            let desc = Descriptor::new(
+                crate::oci::media::OCI_LAYER_TAR,
+                Digest::sha256_of(&tar),
+                tar.len() as u64,
+            );
+            layout.write_blob_bytes(&desc, tar.into()).await.unwrap();
+            layers.push(desc);
+        }
+        let source = Source::Layout { layout, name: None };
+        let local = dir.path().join("local");
+        let (first, second) = tokio::join!(
+            rootfs(&local, &source, &layers, &diff_ids, false),
+            rootfs(&local, &source, &layers, &diff_ids, false)
+        );
+        let root = first.unwrap();
+        assert_eq!(root, second.unwrap());
+        assert_eq!(
+            root.file_name().unwrap().to_str().unwrap(),
+            chain_id(&diff_ids).unwrap().hex()
+        );
+        assert_eq!(read(&root, "etc/os"), "two");
+        let entries: Vec<_> = std::fs::read_dir(local.join("rootfs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        assert_eq!(
+            entries,
+            [chain_id(&diff_ids).unwrap().hex()],
+            "no leftovers"
+        );
     }
 
     #[test]
