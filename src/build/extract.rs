@@ -22,6 +22,16 @@ use crate::source::Source;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
+/// How whiteouts are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Onto a root file system: a whiteout deletes what lower layers put there.
+    Merge,
+    /// Into a layer directory of its own, as overlayfs wants lower layers: a whiteout becomes
+    /// a 0/0 character device, an opaque directory gets `trusted.overlay.opaque=y`.
+    Overlay,
+}
+
 /// What one layer did to the root.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApplyStats {
@@ -38,11 +48,13 @@ pub fn apply_layer(
     tar: impl Read,
     what: &str,
     privileged: bool,
+    style: Style,
 ) -> Result<ApplyStats> {
     let mut applier = Applier {
         root,
         what,
         privileged,
+        style,
         created: HashSet::new(),
         dirs: Vec::new(),
         stats: ApplyStats::default(),
@@ -61,6 +73,7 @@ struct Applier<'a> {
     root: &'a Path,
     what: &'a str,
     privileged: bool,
+    style: Style,
     /// Paths this layer wrote: an opaque whiteout hides only lower layers' entries.
     created: HashSet<PathBuf>,
     /// Directories whose mode, owner and mtime are set last (children change the mtime, and a
@@ -146,6 +159,11 @@ impl Applier<'_> {
         };
         let dir = self.parent_dir(&name, &parts)?;
         self.stats.entries += 1;
+        if base == OPAQUE && self.style == Style::Overlay {
+            self.stats.whiteouts += 1;
+            return set_xattr(&dir, b"trusted.overlay.opaque", b"y")
+                .map_err(|e| Error::io(&dir, e));
+        }
         if base == OPAQUE {
             self.stats.whiteouts += 1;
             let children = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -160,7 +178,11 @@ impl Applier<'_> {
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
             self.stats.whiteouts += 1;
             let path = dir.join(hidden);
-            return remove_any(&path).map_err(|e| Error::io(&path, e));
+            remove_any(&path).map_err(|e| Error::io(&path, e))?;
+            if self.style == Style::Overlay {
+                mknod(&path, libc::S_IFCHR, 0)?;
+            }
+            return Ok(());
         }
         let path = dir.join(&base);
         let header = entry.header();
@@ -311,54 +333,46 @@ pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
     }))
 }
 
-/// The root file system of `layers` (an image's, bottom first), unpacked once into
-/// `local/rootfs/<chain id>` of the cache dir and shared by every build that needs it: the
-/// first one unpacks into a temporary directory under a lock and renames it into place, so a
-/// directory under its final name is always complete.
-pub async fn rootfs(
+/// A layer unpacked as an overlayfs lower directory, `local/layers/<diff id>` in the cache
+/// dir: unpacked once and shared by every build and image with that layer (a layer's tar does
+/// not depend on the layers under it). The first build unpacks into a temporary directory
+/// under a lock and renames it into place, so a directory under its final name is complete.
+pub async fn layer_dir(
     local: &Path,
     source: &Source,
-    layers: &[Descriptor],
-    diff_ids: &[Digest],
-    privileged: bool,
+    layer: &Descriptor,
+    diff_id: &Digest,
 ) -> Result<PathBuf> {
-    let Some(chain) = chain_id(diff_ids) else {
-        let empty = local.join("rootfs").join("empty");
-        std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
-        return Ok(empty);
-    };
-    let dir = local.join("rootfs");
-    let done = dir.join(chain.hex());
+    let dir = local.join("layers");
+    let done = dir.join(diff_id.hex());
     if done.is_dir() {
         return Ok(done);
     }
-    let lock_path = dir.join(format!("{}.lock", chain.hex()));
+    let lock_path = dir.join(format!("{}.lock", diff_id.hex()));
     let _lock = tokio::task::spawn_blocking(move || FileLock::acquire(&lock_path))
         .await
-        .map_err(|e| Error::Internal(format!("waiting for the rootfs lock panicked: {e}")))??;
+        .map_err(|e| Error::Internal(format!("waiting for the layer lock panicked: {e}")))??;
     if done.is_dir() {
         // Another build unpacked it while we waited.
         return Ok(done);
     }
-    let work = dir.join(format!(".unpacking-{}", chain.hex()));
+    let work = dir.join(format!(".unpacking-{}", diff_id.hex()));
     if lstat(&work).is_some() {
         // Left by an interrupted build (we hold the lock, so nobody else is writing it).
         std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     }
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
-    for layer in layers {
-        let what = format!("layer {}", layer.digest);
-        let stream = source.blob(layer).await?;
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-        let media_type = layer.media_type.clone();
-        let root = work.clone();
-        tokio::task::spawn_blocking(move || {
-            let tar = layer_tar_reader(&media_type, reader, &what)?;
-            apply_layer(&root, tar, &what, privileged)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))??;
-    }
+    let what = format!("layer {}", layer.digest);
+    let stream = source.blob(layer).await?;
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let media_type = layer.media_type.clone();
+    let root = work.clone();
+    tokio::task::spawn_blocking(move || {
+        let tar = layer_tar_reader(&media_type, reader, &what)?;
+        apply_layer(&root, tar, &what, true, Style::Overlay)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))??;
     std::fs::rename(&work, &done).map_err(|e| Error::io(&done, e))?;
     Ok(done)
 }
@@ -493,7 +507,13 @@ mod tests {
     }
 
     fn apply(root: &Path, entries: &[E]) -> Result<ApplyStats> {
-        apply_layer(root, &tar_of(entries)[..], "layer sha256:test", false)
+        apply_layer(
+            root,
+            &tar_of(entries)[..],
+            "layer sha256:test",
+            false,
+            Style::Merge,
+        )
     }
 
     fn read(root: &Path, p: &str) -> String {
@@ -575,48 +595,55 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rootfs_is_unpacked_once_per_chain_and_shared() {
+    async fn layers_are_unpacked_once_for_overlay_with_whiteouts_as_devices() {
+        // Whiteout devices and trusted.* xattrs need root; hoist's tests run as root.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
         let dir = tempfile::tempdir().unwrap();
         let layout = crate::sink::Layout::create(&dir.path().join("layout")).unwrap();
-        let mut layers = Vec::new();
-        let mut diff_ids = Vec::new();
-        for entries in [
-            vec![E::Dir("etc/", 0o755), E::File("etc/os", "one", 0o644)],
-            vec![E::File("etc/os", "two", 0o644)],
-        ] {
-            let tar = tar_of(&entries);
-            diff_ids.push(Digest::sha256_of(&tar));
-            let desc = Descriptor::new(
-                crate::oci::media::OCI_LAYER_TAR,
-                Digest::sha256_of(&tar),
-                tar.len() as u64,
-            );
-            layout.write_blob_bytes(&desc, tar.into()).await.unwrap();
-            layers.push(desc);
-        }
+        let tar = tar_of(&[
+            E::Dir("etc/", 0o755),
+            E::File("etc/.wh.gone", "", 0o644),
+            E::Dir("var/", 0o755),
+            E::File("var/.wh..wh..opq", "", 0o644),
+            E::File("var/new", "n", 0o644),
+        ]);
+        let diff_id = Digest::sha256_of(&tar);
+        let desc = Descriptor::new(
+            crate::oci::media::OCI_LAYER_TAR,
+            diff_id.clone(),
+            tar.len() as u64,
+        );
+        layout.write_blob_bytes(&desc, tar.into()).await.unwrap();
         let source = Source::Layout { layout, name: None };
         let local = dir.path().join("local");
         let (first, second) = tokio::join!(
-            rootfs(&local, &source, &layers, &diff_ids, false),
-            rootfs(&local, &source, &layers, &diff_ids, false)
+            layer_dir(&local, &source, &desc, &diff_id),
+            layer_dir(&local, &source, &desc, &diff_id)
         );
         let root = first.unwrap();
         assert_eq!(root, second.unwrap());
-        assert_eq!(
-            root.file_name().unwrap().to_str().unwrap(),
-            chain_id(&diff_ids).unwrap().hex()
-        );
-        assert_eq!(read(&root, "etc/os"), "two");
-        let entries: Vec<_> = std::fs::read_dir(local.join("rootfs"))
+        assert_eq!(root, local.join("layers").join(diff_id.hex()));
+        let gone = std::fs::symlink_metadata(root.join("etc/gone")).unwrap();
+        assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
+        let mut value = [0u8; 4];
+        let c = CString::new(root.join("var").as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings and a 4-byte buffer.
+        let n = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                value.as_mut_ptr().cast(),
+                4,
+            )
+        };
+        assert_eq!(&value[..n as usize], b"y");
+        assert_eq!(read(&root, "var/new"), "n");
+        let names: Vec<_> = std::fs::read_dir(local.join("layers"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| !n.ends_with(".lock"))
             .collect();
-        assert_eq!(
-            entries,
-            [chain_id(&diff_ids).unwrap().hex()],
-            "no leftovers"
-        );
+        assert_eq!(names, [diff_id.hex()], "no leftovers");
     }
 
     #[test]
