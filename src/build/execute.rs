@@ -22,6 +22,7 @@ use super::image::{
 use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
+use super::{extract, run, snapshot};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
 use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
@@ -464,9 +465,30 @@ impl<'a> Builder<'a> {
     ) -> Result<()> {
         match &instruction.command {
             Command::From { .. } => Err(Error::Internal("FROM inside a stage".into())),
-            Command::Run { .. } => Err(Error::Usage(
-                "RUN is not supported yet: hoist builds images from COPY, ADD and metadata instructions only".into(),
-            )),
+            Command::Run {
+                cmd,
+                heredocs,
+                mounts,
+                network,
+                security,
+            } => {
+                if !heredocs.is_empty() {
+                    return Err(Error::Usage(
+                        "RUN with a heredoc is not supported yet".into(),
+                    ));
+                }
+                if let Some(mount) = mounts.first() {
+                    return Err(Error::Usage(format!(
+                        "RUN --mount={mount} is not supported yet"
+                    )));
+                }
+                if security.as_deref() == Some("insecure") {
+                    return Err(Error::Usage(
+                        "RUN --security=insecure is not supported".into(),
+                    ));
+                }
+                self.run_step(state, cmd, network.as_deref()).await
+            }
             Command::Env(pairs) => {
                 // Every pair is expanded with the environment from before the instruction.
                 let pairs = self.expand_pairs(pairs, &state.env)?;
@@ -527,7 +549,11 @@ impl<'a> Builder<'a> {
                     }
                 }
                 for p in &all {
-                    state.config.config.exposed_ports.insert(p.clone(), Empty {});
+                    state
+                        .config
+                        .config
+                        .exposed_ports
+                        .insert(p.clone(), Empty {});
                 }
                 self.history(state, format!("EXPOSE {}", gofmt::plain_list(&all)), false);
                 Ok(())
@@ -537,12 +563,18 @@ impl<'a> Builder<'a> {
                 for v in volumes {
                     let v = self.expand(v, &state.env)?;
                     if v.is_empty() {
-                        return Err(Error::Usage("VOLUME specified can not be an empty string".into()));
+                        return Err(Error::Usage(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
                     }
                     state.config.config.volumes.insert(v.clone(), Empty {});
                     expanded.push(v);
                 }
-                self.history(state, format!("VOLUME {}", gofmt::plain_list(&expanded)), false);
+                self.history(
+                    state,
+                    format!("VOLUME {}", gofmt::plain_list(&expanded)),
+                    false,
+                );
                 Ok(())
             }
             Command::User(user) => {
@@ -577,7 +609,11 @@ impl<'a> Builder<'a> {
                 if !state.cmd_set {
                     state.config.config.cmd = Vec::new();
                 }
-                self.history(state, format!("ENTRYPOINT {}", gofmt::quoted_list(&args)), false);
+                self.history(
+                    state,
+                    format!("ENTRYPOINT {}", gofmt::quoted_list(&args)),
+                    false,
+                );
                 Ok(())
             }
             Command::Healthcheck(health) => {
@@ -612,7 +648,10 @@ impl<'a> Builder<'a> {
                         "" => (0, 0),
                         user => resolve_user(&state.view, user)?,
                     };
-                    let resolved = state.view.resolve(&wd, true).map_err(|e| Error::Usage(e.to_string()))?;
+                    let resolved = state
+                        .view
+                        .resolve(&wd, true)
+                        .map_err(|e| Error::Usage(e.to_string()))?;
                     state
                         .view
                         .mkdir_all(&resolved, 0o755, uid, gid, self.fs_time)
@@ -1063,6 +1102,224 @@ impl<'a> Builder<'a> {
             self.context = Some((context, Arc::new(view)));
         }
         Ok(self.context.as_ref().expect("just set").1.clone())
+    }
+
+    /// A RUN: the command in the sandbox on the stage's layers, its changes as a new layer
+    /// (reused from the cache when the same command ran on the same layers).
+    async fn run_step(
+        &mut self,
+        state: &mut StageState,
+        cmd: &ShellOrExec,
+        network: Option<&str>,
+    ) -> Result<()> {
+        let argv = match cmd {
+            ShellOrExec::Shell(text) => {
+                let mut argv = if state.config.config.shell.is_empty() {
+                    vec!["/bin/sh".to_string(), "-c".to_string()]
+                } else {
+                    state.config.config.shell.clone()
+                };
+                argv.push(text.clone());
+                argv
+            }
+            ShellOrExec::Exec(args) => args.clone(),
+        };
+        let env: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let cwd = match state.config.config.working_dir.as_str() {
+            "" => "/".to_string(),
+            wd => wd.to_string(),
+        };
+        let user = state.config.config.user.clone();
+        let (uid, gid) = if user.is_empty() {
+            (0, 0)
+        } else {
+            resolve_user(&state.view, &user)?
+        };
+        let network = match network {
+            Some("none") => run::Network::None,
+            _ => run::Network::Host,
+        };
+        let created_by = format!("RUN {} # buildkit", argv.join(" "));
+        let key = {
+            let mut hasher = crate::digest::Hasher::new("sha256")?;
+            let mut line = |s: &str| {
+                hasher.update(s.as_bytes());
+                hasher.update(b"\n");
+            };
+            line("hoist-run-v1");
+            for diff_id in &state.config.rootfs.diff_ids {
+                line(diff_id.as_str());
+            }
+            line(
+                &serde_json::to_string(&(&argv, &env, &cwd, &user, network == run::Network::None))
+                    .expect("strings serialise"),
+            );
+            line(self.options.compression.media_type());
+            hasher.finish()
+        };
+        let (layer, layer_dir) = match self.cache.lookup(&key) {
+            Some(hit) => {
+                let layer = match hit {
+                    Hit::Local(layer) => local_layer(layer, &key),
+                    Hit::Remote {
+                        descriptor,
+                        diff_id,
+                        source,
+                    } => LayerRef {
+                        descriptor,
+                        diff_id,
+                        origin: Origin::Remote(source),
+                        key: Some(key.clone()),
+                    },
+                };
+                let dir = extract::layer_dir(
+                    &self.local_dir(),
+                    &blob_origin(&layer.origin),
+                    &layer.descriptor,
+                    &layer.diff_id,
+                )
+                .await?;
+                (layer, dir)
+            }
+            None => {
+                let spec = run::RunSpec {
+                    argv,
+                    env,
+                    cwd,
+                    uid,
+                    gid,
+                    groups: vec![gid],
+                    network,
+                };
+                self.execute_run(state, &spec, &key).await?
+            }
+        };
+        self.apply_run_layer(state, &layer_dir)?;
+        state.config.rootfs.diff_ids.push(layer.diff_id.clone());
+        self.made.push(layer.clone());
+        if self.in_target {
+            self.upload_early(&layer);
+        }
+        state.layers.push(layer);
+        self.history(state, created_by, true);
+        Ok(())
+    }
+
+    /// Where unpacked layers live: the cache's local part, else this build's work dir.
+    fn local_dir(&self) -> PathBuf {
+        match &self.options.cache_dir {
+            Some(dir) => dir.join("local"),
+            None => self.work.path().join("local"),
+        }
+    }
+
+    /// Runs the command for real: the stage's layers as overlay lower directories, the upper
+    /// directory as the new layer (then kept as that layer's unpacked directory).
+    async fn execute_run(
+        &mut self,
+        state: &StageState,
+        spec: &run::RunSpec,
+        key: &Digest,
+    ) -> Result<(LayerRef, PathBuf)> {
+        let local = self.local_dir();
+        let mut lowers = Vec::new();
+        for layer in state.layers.iter().rev() {
+            lowers.push(
+                extract::layer_dir(
+                    &local,
+                    &blob_origin(&layer.origin),
+                    &layer.descriptor,
+                    &layer.diff_id,
+                )
+                .await?,
+            );
+        }
+        if lowers.is_empty() {
+            // overlayfs needs a lower directory: an empty one for FROM scratch.
+            let empty = local.join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
+            lowers.push(empty);
+        }
+        let sandbox_dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(self.work.path())
+            .map_err(|e| Error::io(self.work.path(), e))?;
+        let sandbox = run::Sandbox::create(sandbox_dir.path())?;
+        let reporter = self.client.reporter().clone();
+        let outcome = {
+            let spec = spec.clone();
+            let lowers = lowers.clone();
+            let sandbox_dir = sandbox.dir.clone();
+            tokio::task::spawn_blocking(move || {
+                let sandbox = run::Sandbox { dir: sandbox_dir };
+                run::run(&lowers, &sandbox, &spec, &mut |line| {
+                    reporter.report(crate::progress::Event::Info(line.to_string()))
+                })
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("the RUN sandbox panicked: {e}")))??
+        };
+        run::remove_stubs(&outcome.stubs)?;
+        if !outcome.success() {
+            let status = match (outcome.code, outcome.signal) {
+                (Some(code), _) => format!("exit code: {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                _ => "failed".to_string(),
+            };
+            let tail = outcome.tail.join("\n  ");
+            return Err(Error::Usage(format!(
+                "process \"{}\" did not complete successfully: {status}{}",
+                spec.argv.join(" "),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nlast output:\n  {tail}")
+                }
+            )));
+        }
+        let entries = snapshot::upper_entries(&sandbox.upper())?;
+        let built = self.write_layer(&entries).await?;
+        self.cache.store(key, &built)?;
+        let layer = local_layer(built, key);
+        // The upper directory is that layer, unpacked: keep it for later RUN steps.
+        let dir = local.join("layers").join(layer.diff_id.hex());
+        if !dir.exists() {
+            std::fs::create_dir_all(local.join("layers"))
+                .map_err(|e| Error::io(local.join("layers"), e))?;
+            std::fs::rename(sandbox.upper(), &dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok((layer, dir))
+    }
+
+    /// Puts a RUN layer's changes into the stage's view, reading contents from its unpacked
+    /// directory.
+    fn apply_run_layer(&mut self, state: &mut StageState, dir: &Path) -> Result<()> {
+        for (path, mut node) in snapshot::upper_entries(dir)? {
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
+            let parent = if parent.is_empty() { "/" } else { parent };
+            if name == ".wh..wh..opq" {
+                let children: Vec<String> = state
+                    .view
+                    .children(parent)
+                    .map(|(child, _)| child.clone())
+                    .collect();
+                for child in children {
+                    state.view.remove_tree(&child);
+                }
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                state
+                    .view
+                    .remove_tree(&format!("{}/{hidden}", parent.trim_end_matches('/')));
+                continue;
+            }
+            if node.kind == Kind::File {
+                node.content = Content::Local(dir.join(path.trim_start_matches('/')));
+            }
+            state.view.put_base(&path, node);
+        }
+        Ok(())
     }
 
     /// Writes the stage's changes since the last step as a layer; false if nothing changed.

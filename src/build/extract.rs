@@ -12,12 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::copy::BlobSource;
 use crate::digest::error_from_reader;
 use crate::error::{Error, Result};
 use crate::fsutil::FileLock;
 use crate::oci::{Descriptor, layer_tar_reader};
 use crate::reference::Digest;
-use crate::source::Source;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -339,7 +339,7 @@ pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
 /// under a lock and renames it into place, so a directory under its final name is complete.
 pub async fn layer_dir(
     local: &Path,
-    source: &Source,
+    source: &dyn BlobSource,
     layer: &Descriptor,
     diff_id: &Digest,
 ) -> Result<PathBuf> {
@@ -363,7 +363,7 @@ pub async fn layer_dir(
     }
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let what = format!("layer {}", layer.digest);
-    let stream = source.blob(layer).await?;
+    let stream = source.open(layer).await?;
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let media_type = layer.media_type.clone();
     let root = work.clone();
@@ -614,7 +614,7 @@ mod tests {
             tar.len() as u64,
         );
         layout.write_blob_bytes(&desc, tar.into()).await.unwrap();
-        let source = Source::Layout { layout, name: None };
+        let source = crate::source::Source::Layout { layout, name: None };
         let local = dir.path().join("local");
         let (first, second) = tokio::join!(
             layer_dir(&local, &source, &desc, &diff_id),

@@ -15,7 +15,9 @@ pub mod image;
 pub mod layer;
 pub mod plan;
 pub mod remote_cache;
+pub mod run;
 pub mod shell;
+pub mod snapshot;
 
 use std::sync::Arc;
 

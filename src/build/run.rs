@@ -1,0 +1,420 @@
+//! The RUN sandbox (isolation `chroot`): as root with mount rights, a child process gets its own
+//! mount namespace with an overlay of the image's layers (changes go to an upper directory),
+//! /proc, a minimal /dev, the build's /etc/hosts and /etc/resolv.conf, then chroots into it and
+//! runs the command. The upper directory becomes the layer (see `snapshot`).
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// Lines of output kept for the error of a failed command.
+pub const TAIL_LINES: usize = 20;
+
+/// The files and directories the sandbox mounts over; created as stubs when the image lacks
+/// them and removed again before the snapshot, so they never reach a layer.
+pub const MOUNT_STUBS: [&str; 4] = ["proc", "dev", "etc/hosts", "etc/resolv.conf"];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// The host's network (hoist's sandbox has no network namespace of its own by default).
+    Host,
+    /// A network namespace with nothing in it.
+    None,
+}
+
+/// What to run and as whom.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub argv: Vec<String>,
+    /// `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Absolute, inside the image.
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub network: Network,
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The last [`TAIL_LINES`] lines of output.
+    pub tail: Vec<String>,
+    /// Mount points made in the upper directory, for [`remove_stubs`].
+    pub stubs: Vec<PathBuf>,
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// The directories of one RUN: `upper` (the changes), overlay's `work`, the `merged` mount
+/// point and generated `/etc` files.
+pub struct Sandbox {
+    pub dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn create(dir: &Path) -> Result<Sandbox> {
+        for sub in ["upper", "work", "merged", "etc"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(Sandbox {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+}
+
+/// Whether `rel` exists in the stack of overlay lower directories (top first): the first
+/// directory that has it (or a whiteout for it) decides.
+pub fn exists_in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for lower in lowers {
+        if let Ok(meta) = std::fs::symlink_metadata(lower.join(rel)) {
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            return !whiteout;
+        }
+    }
+    false
+}
+
+/// Makes the mount points the image lacks, directly in the upper directory (the merged view
+/// shows them). Parent directories made on the way copy the lower directory's mode, owner and
+/// mtime, as an overlay copy-up would. Returns what was made, parents first.
+fn make_stubs(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut made = Vec::new();
+    for stub in MOUNT_STUBS {
+        if exists_in_lowers(lowers, stub) || upper.join(stub).exists() {
+            continue;
+        }
+        let mut rel = PathBuf::new();
+        let parts: Vec<_> = Path::new(stub).components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            rel.push(part);
+            let path = upper.join(&rel);
+            if std::fs::symlink_metadata(&path).is_ok() {
+                continue;
+            }
+            let last = i == parts.len() - 1;
+            if last && stub.starts_with("etc/") {
+                std::fs::write(&path, "").map_err(|e| Error::io(&path, e))?;
+            } else {
+                std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+                let lower = lowers
+                    .iter()
+                    .find_map(|l| std::fs::symlink_metadata(l.join(&rel)).ok());
+                if let Some(meta) = lower.filter(|m| m.is_dir()) {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode()))
+                        .map_err(|e| Error::io(&path, e))?;
+                    std::os::unix::fs::lchown(&path, Some(meta.uid()), Some(meta.gid()))
+                        .map_err(|e| Error::io(&path, e))?;
+                    let mtime = std::fs::FileTimes::new().set_modified(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_secs(meta.mtime().max(0) as u64),
+                    );
+                    std::fs::File::open(&path)
+                        .and_then(|f| f.set_times(mtime))
+                        .map_err(|e| Error::io(&path, e))?;
+                }
+            }
+            made.push(path);
+        }
+    }
+    Ok(made)
+}
+
+/// Removes the stubs [`make_stubs`] made once the run is over, deepest first, where they are
+/// still empty, like BuildKit's MountStubsCleaner: they never reach a layer.
+pub fn remove_stubs(made: &[PathBuf]) -> Result<()> {
+    for path in made.iter().rev() {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        let removed = if meta.is_dir() {
+            if std::fs::read_dir(path)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            std::fs::remove_dir(path)
+        } else if meta.is_file() && meta.len() == 0 {
+            std::fs::remove_file(path)
+        } else {
+            continue;
+        };
+        removed.map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+fn cstring(s: impl AsRef<[u8]>) -> Result<CString> {
+    CString::new(s.as_ref()).map_err(|_| Error::Usage("a RUN argument contains a NUL byte".into()))
+}
+
+fn cpath(p: &Path) -> Result<CString> {
+    cstring(p.as_os_str().as_bytes())
+}
+
+/// One step the child does before exec, prepared (allocated) before the fork.
+enum Setup {
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+    },
+    Mknod {
+        path: CString,
+        mode: libc::mode_t,
+        dev: libc::dev_t,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+}
+
+fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    for step in steps {
+        // SAFETY: every pointer is a NUL-terminated string prepared before the fork (no
+        // allocation happens here, as required between fork and exec).
+        unsafe {
+            match step {
+                Setup::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                    data,
+                } => check(libc::mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    fstype.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+                    *flags,
+                    data.as_ref()
+                        .map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+                ))?,
+                Setup::Mknod { path, mode, dev } => check(libc::mknod(path.as_ptr(), *mode, *dev))?,
+                Setup::Symlink { target, link } => {
+                    check(libc::symlink(target.as_ptr(), link.as_ptr()))?
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The default `/etc/hosts` of a RUN (BuildKit's, with the host network).
+const HOSTS: &str =
+    "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// Runs `spec` on top of `lowers` (overlay lower directories, top first) in `sandbox`;
+/// output lines go to `output` as they come.
+pub fn run(
+    lowers: &[PathBuf],
+    sandbox: &Sandbox,
+    spec: &RunSpec,
+    output: &mut dyn FnMut(&str),
+) -> Result<Outcome> {
+    let merged = sandbox.dir.join("merged");
+    let upper = sandbox.upper();
+    let stubs = make_stubs(&upper, lowers)?;
+    let hosts = sandbox.dir.join("etc/hosts");
+    std::fs::write(&hosts, HOSTS).map_err(|e| Error::io(&hosts, e))?;
+    let resolv = sandbox.dir.join("etc/resolv.conf");
+    let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(&resolv, host_resolv).map_err(|e| Error::io(&resolv, e))?;
+
+    let lowerdir = lowers
+        .iter()
+        .map(|l| l.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let overlay_options = format!(
+        "lowerdir={lowerdir},upperdir={},workdir={}",
+        upper.display(),
+        sandbox.dir.join("work").display()
+    );
+    let none = cstring("none")?;
+    let mut steps = vec![
+        // Our mounts must not propagate to the host.
+        Setup::Mount {
+            source: none.clone(),
+            target: cstring("/")?,
+            fstype: None,
+            flags: libc::MS_REC | libc::MS_PRIVATE,
+            data: None,
+        },
+        Setup::Mount {
+            source: cstring("overlay")?,
+            target: cpath(&merged)?,
+            fstype: Some(cstring("overlay")?),
+            flags: 0,
+            data: Some(cstring(&overlay_options)?),
+        },
+        Setup::Mount {
+            source: cstring("proc")?,
+            target: cpath(&merged.join("proc"))?,
+            fstype: Some(cstring("proc")?),
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data: None,
+        },
+        Setup::Mount {
+            source: cstring("tmpfs")?,
+            target: cpath(&merged.join("dev"))?,
+            fstype: Some(cstring("tmpfs")?),
+            flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
+            data: Some(cstring("mode=755,size=65536k")?),
+        },
+    ];
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        steps.push(Setup::Mknod {
+            path: cpath(&merged.join("dev").join(name))?,
+            mode: libc::S_IFCHR | 0o666,
+            dev: libc::makedev(major, minor),
+        });
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        steps.push(Setup::Symlink {
+            target: cstring(target)?,
+            link: cpath(&merged.join("dev").join(link))?,
+        });
+    }
+    for (file, target) in [(&hosts, "etc/hosts"), (&resolv, "etc/resolv.conf")] {
+        steps.push(Setup::Mount {
+            source: cpath(file)?,
+            target: cpath(&merged.join(target))?,
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+        });
+    }
+    let root = cpath(&merged)?;
+    let cwd = cstring(&spec.cwd)?;
+    let (uid, gid) = (spec.uid, spec.gid);
+    let groups: Vec<libc::gid_t> = spec.groups.clone();
+    let new_net = spec.network == Network::None;
+
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| Error::Usage("RUN has an empty command".into()))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(
+            spec.env
+                .iter()
+                .map(|kv| kv.split_once('=').unwrap_or((kv, ""))),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes system calls on data prepared above (no allocation).
+    unsafe {
+        command.pre_exec(move || {
+            let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+            if new_net {
+                flags |= libc::CLONE_NEWNET;
+            }
+            if libc::unshare(flags) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            run_setup(&steps)?;
+            if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| {
+        Error::Usage(format!(
+            "cannot start `{}` in the RUN sandbox: {e}",
+            spec.argv.join(" ")
+        ))
+    })?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
+                let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
+            }
+        })
+    })
+    .collect();
+    drop(sender);
+    let mut tail = std::collections::VecDeque::new();
+    for line in lines {
+        output(&line);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let status = child.wait().map_err(|e| Error::io("<RUN>", e))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        tail: tail.into_iter().collect(),
+        stubs,
+    })
+}
