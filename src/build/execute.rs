@@ -1133,8 +1133,9 @@ impl<'a> Builder<'a> {
         let (uid, gid) = if user.is_empty() {
             (0, 0)
         } else {
-            resolve_user(&state.view, &user)?
+            run_user(&state.view, &user)?
         };
+        let groups = supplementary_groups(&state.view, &user, uid);
         let network = match network {
             Some("none") => run::Network::None,
             _ => run::Network::Host,
@@ -1188,7 +1189,7 @@ impl<'a> Builder<'a> {
                     cwd,
                     uid,
                     gid,
-                    groups: vec![gid],
+                    groups,
                     network,
                 };
                 self.execute_run(state, &spec, &key).await?
@@ -1705,6 +1706,52 @@ fn resolve_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
         }
     }
     Ok((uid, gid))
+}
+
+/// USER for a RUN, as runc's GetExecUser: like [`resolve_user`], except that a numeric user
+/// found in /etc/passwd gets that entry's group (unknown: 0) instead of the same number.
+fn run_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
+    let (user, group) = spec
+        .split_once(':')
+        .map_or((spec, None), |(u, g)| (u, Some(g)));
+    let (uid, mut gid) = resolve_user(view, spec)?;
+    if group.is_none()
+        && let Ok(n) = user.parse::<u32>()
+    {
+        gid = read_text(view, "/etc/passwd")
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 4 && f[2].parse() == Ok(n))
+            .and_then(|f| f[3].parse().ok())
+            .unwrap_or(0);
+    }
+    Ok((uid, gid))
+}
+
+/// The groups listing the user as a member in the image's /etc/group (runc's Sgids for a
+/// RUN): none when the user is given by number only, or is a member of nothing.
+fn supplementary_groups(view: &FsView, user: &str, uid: u32) -> Vec<u32> {
+    let name = user.split(':').next().unwrap_or("");
+    let name = if name.is_empty() || name.parse::<u32>().is_ok() {
+        // A numeric user has a name only through /etc/passwd.
+        read_text(view, "/etc/passwd")
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && f[2].parse() == Ok(uid))
+            .map(|f| f[0].to_string())
+            .unwrap_or_default()
+    } else {
+        name.to_string()
+    };
+    if name.is_empty() {
+        return Vec::new();
+    }
+    read_text(view, "/etc/group")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+        .filter_map(|f| f[2].parse().ok())
+        .collect()
 }
 
 /// A small text file of the image (passwd, group), empty when absent or unreadable.

@@ -17,7 +17,7 @@ pub const TAIL_LINES: usize = 20;
 
 /// The files and directories the sandbox mounts over; created as stubs when the image lacks
 /// them and removed again before the snapshot, so they never reach a layer.
-pub const MOUNT_STUBS: [&str; 4] = ["proc", "dev", "etc/hosts", "etc/resolv.conf"];
+pub const MOUNT_STUBS: [&str; 5] = ["proc", "dev", "sys", "etc/hosts", "etc/resolv.conf"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Network {
@@ -282,6 +282,13 @@ pub fn run(
             target: cpath(&merged.join("proc"))?,
             fstype: Some(cstring("proc")?),
             flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data: None,
+        },
+        Setup::Mount {
+            source: cstring("sysfs")?,
+            target: cpath(&merged.join("sys"))?,
+            fstype: Some(cstring("sysfs")?),
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
             data: None,
         },
         Setup::Mount {

@@ -538,3 +538,87 @@ fn same_as_buildkit_binary(
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     compare(name, dir.path(), &[], None, known);
 }
+
+// RUN steps on the busybox base (isolation `chroot`, as root). Docker 20.10's BuildKit commits
+// the mount points it made for a RUN where the base lacks them; modern BuildKit removes them
+// (MountStubsCleaner, executor/stubs.go), as hoist does: those are the known differences.
+const RUN_STUBS: &[&str] = &[
+    "missing /dev (dir)",
+    "missing /proc (dir)",
+    "missing /sys (dir)",
+];
+
+macro_rules! run_case {
+    ($name:ident, $files:expr, $dockerfile:expr) => {
+        #[test]
+        fn $name() {
+            differs_from_old_buildkit(stringify!($name), $files, $dockerfile, &[], None, RUN_STUBS);
+        }
+    };
+}
+
+run_case!(
+    run_creates_files_and_dirs,
+    SIMPLE,
+    "FROM $BASE\nRUN echo hello > /greeting && mkdir -p /data/sub && chmod 750 /data\n"
+);
+run_case!(
+    run_deletes_and_renames_base_files,
+    SIMPLE,
+    "FROM $BASE\nRUN rm /etc/group && mv /etc/passwd /etc/passwd.old && rm -rf /bin/sh\n"
+);
+run_case!(
+    run_replaces_a_base_directory_opaquely,
+    SIMPLE,
+    "FROM $BASE\nRUN mkdir -p /srv/a/b && touch /srv/a/b/f\nRUN rm -rf /srv/a && mkdir -p /srv/a && echo new > /srv/a/n\n"
+);
+run_case!(
+    run_chmod_and_chown,
+    SIMPLE,
+    "FROM $BASE\nCOPY dir /app\nRUN chown -R 1000:1000 /app && chmod 600 /app/x && chmod 4755 /app/sub\n"
+);
+run_case!(
+    run_appends_users_and_groups_then_user_applies,
+    SIMPLE,
+    "FROM $BASE\nRUN echo 'svc:x:1001:1002::/home/svc:/bin/sh' >> /etc/passwd && echo 'svc:x:1002:' >> /etc/group && echo 'extra:x:1003:svc,other' >> /etc/group && mkdir -p /home/svc && chown svc:svc /home/svc\nUSER svc\nRUN id > /home/svc/id && touch /home/svc/mine\nUSER root\nRUN id > /root-id\nUSER 1001\nRUN id > /tmp/numeric-id\n"
+);
+run_case!(
+    run_hardlinks_symlinks_and_empty_dirs,
+    SIMPLE,
+    "FROM $BASE\nRUN echo data > /f && ln /f /hard && ln -s /f /soft && ln -s missing /dangling && mkdir /empty\n"
+);
+run_case!(
+    run_shell_form_sees_env_args_and_workdir,
+    SIMPLE,
+    "FROM $BASE\nARG LEVEL=3\nENV GREETING=hi\nWORKDIR /work\nRUN echo \"$GREETING $LEVEL $(pwd)\" > out\n"
+);
+run_case!(
+    run_exec_form_with_env_and_no_shell,
+    SIMPLE,
+    "FROM $BASE\nENV TARGET=/exec-out\nRUN [\"/bin/sh\", \"-c\", \"echo exec > $TARGET\"]\nRUN [\"/bin/mkdir\", \"-p\", \"/made/by/exec\"]\n"
+);
+run_case!(
+    run_with_a_changed_shell,
+    SIMPLE,
+    "FROM $BASE\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN echo $0 $- > /shell-flags\n"
+);
+run_case!(
+    run_modifies_copied_files,
+    SIMPLE,
+    "FROM $BASE\nCOPY a.txt b.txt /app/\nRUN echo more >> /app/a.txt && rm /app/b.txt\n"
+);
+run_case!(
+    run_in_one_stage_copied_into_another,
+    SIMPLE,
+    "FROM $BASE AS build\nRUN mkdir /out && echo built > /out/artifact && chmod 640 /out/artifact\nFROM $BASE\nCOPY --from=build /out /dist\nRUN cat /dist/artifact > /dist/copy\n"
+);
+run_case!(
+    run_that_changes_nothing,
+    SIMPLE,
+    "FROM $BASE\nCOPY a.txt /\nRUN cat /a.txt && true\n"
+);
+run_case!(
+    run_touches_etc_without_leaving_stubs,
+    SIMPLE,
+    "FROM $BASE\nRUN echo 'nameserver 1.1.1.1' > /etc/resolv.conf.mine && cat /etc/hosts > /hosts-seen\n"
+);
