@@ -122,6 +122,8 @@ struct StageState {
     env: EnvList,
     /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// The ARGs declared in the stage, in order, with their values: RUN's history shows them.
+    args: Vec<(String, Option<String>)>,
 }
 
 pub struct Builder<'a> {
@@ -413,6 +415,7 @@ impl<'a> Builder<'a> {
             layers,
             env: EnvList::default(),
             cmd_set: false,
+            args: Vec::new(),
         })
     }
 
@@ -521,6 +524,10 @@ impl<'a> Builder<'a> {
                     } else {
                         self.plan.global_args.get(key).map(str::to_string)
                     };
+                    match state.args.iter_mut().find(|(k, _)| k == key) {
+                        Some(declared) => declared.1 = value.clone(),
+                        None => state.args.push((key.clone(), value.clone())),
+                    }
                     match &value {
                         Some(v) => {
                             state.env.set(key, v);
@@ -1140,7 +1147,7 @@ impl<'a> Builder<'a> {
             Some("none") => run::Network::None,
             _ => run::Network::Host,
         };
-        let created_by = format!("RUN {} # buildkit", argv.join(" "));
+        let created_by = format!("RUN {} # buildkit", run_command_string(state, &argv));
         let key = {
             let mut hasher = crate::digest::Hasher::new("sha256")?;
             let mut line = |s: &str| {
@@ -1615,6 +1622,7 @@ fn scratch_state(platform: &Platform) -> StageState {
         layers: Vec::new(),
         env: EnvList::default(),
         cmd_set: false,
+        args: Vec::new(),
     }
 }
 
@@ -1706,6 +1714,29 @@ fn resolve_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
         }
     }
     Ok((uid, gid))
+}
+
+/// How BuildKit's history shows a RUN (runCommandString): `|N K=V ...` for the stage's ARGs
+/// (their value in the environment, where ENV may have replaced it), then the command.
+fn run_command_string(state: &StageState, argv: &[String]) -> String {
+    let mut words: Vec<String> = state
+        .args
+        .iter()
+        .map(|(key, value)| {
+            let value = state
+                .env
+                .get(key)
+                .map(str::to_string)
+                .or_else(|| value.clone())
+                .unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect();
+    if !words.is_empty() {
+        words.insert(0, format!("|{}", words.len()));
+    }
+    words.extend(argv.iter().cloned());
+    words.join(" ")
 }
 
 /// USER for a RUN, as runc's GetExecUser: like [`resolve_user`], except that a numeric user

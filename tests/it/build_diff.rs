@@ -622,3 +622,53 @@ run_case!(
     SIMPLE,
     "FROM $BASE\nRUN echo 'nameserver 1.1.1.1' > /etc/resolv.conf.mine && cat /etc/hosts > /hosts-seen\n"
 );
+
+#[test]
+fn run_history_shows_the_stage_args_like_buildkit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nARG A=1\nARG B\nENV A=from-env\nRUN echo $A > /a\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN [\"/bin/sh\", \"-c\", \"echo exec > /e\"]\nRUN echo shell > /s\n",
+            base()
+        ),
+    )
+    .unwrap();
+    let reference = docker()
+        .build(&ctx, None, &[("B", "2")], None)
+        .unwrap_or_else(|e| panic!("BuildKit failed: {e}"));
+    let out = dir.path().join("out");
+    Hoist::new()
+        .run([
+            "build",
+            ctx.to_str().unwrap(),
+            "--build-arg",
+            "B=2",
+            "-o",
+            &format!("oci:{}:img", out.display()),
+        ])
+        .ok();
+    let config: serde_json::Value = serde_json::from_slice(
+        &skopeo_inspect(
+            &format!("oci:{}:img", out.display()),
+            None,
+            &["--config", "--raw"],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let created_by = |c: &serde_json::Value| -> Vec<String> {
+        c["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["created_by"].as_str())
+            .filter(|s| s.starts_with("RUN"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(created_by(&config), created_by(&reference.config));
+    assert_eq!(created_by(&config).len(), 3);
+}
