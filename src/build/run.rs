@@ -382,8 +382,13 @@ pub fn run(
         });
     }
     let mut child = command.spawn().map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::NotFound {
+            format!("{program}: no such file or directory in the image")
+        } else {
+            e.to_string()
+        };
         Error::Usage(format!(
-            "cannot start `{}` in the RUN sandbox: {e}",
+            "process \"{}\" cannot start: {why}",
             spec.argv.join(" ")
         ))
     })?;

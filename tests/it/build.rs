@@ -45,7 +45,7 @@ fn broken_inputs_name_the_dockerfile_line_and_write_nothing() {
         (
             "FROM scratch\nRUN echo hi\n",
             &[],
-            "Dockerfile:2: RUN is not supported yet",
+            "Dockerfile:2: process \"/bin/sh -c echo hi\" cannot start: /bin/sh: no such file or directory in the image",
         ),
         (
             "FROM scratch\nADD https://example.com/app.git#main /src\n",

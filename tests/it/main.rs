@@ -8,6 +8,7 @@ mod build;
 mod build_cache;
 mod build_diff;
 mod build_golden;
+mod build_run;
 mod ci;
 mod commands;
 mod copy;
