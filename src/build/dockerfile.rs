@@ -1951,7 +1951,7 @@ fn check_mount(value: &str) -> Result<(), String> {
 }
 
 /// go-csvvalue's Fields (encoding/csv rules for one record, comma-separated, strict quotes).
-fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+pub(crate) fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     // A trailing newline (or CRLF) is allowed.
     let line = match line.strip_suffix('\n') {
         Some(l) => l.strip_suffix('\r').unwrap_or(l),

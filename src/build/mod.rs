@@ -16,6 +16,7 @@ pub mod layer;
 pub mod plan;
 pub mod remote_cache;
 pub mod run;
+pub mod runmount;
 pub mod shell;
 pub mod snapshot;
 
