@@ -22,7 +22,7 @@ use super::image::{
 use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
-use super::{extract, run, snapshot};
+use super::{extract, run, runmount, snapshot};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
 use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
@@ -55,8 +55,17 @@ pub enum ImageFormat {
     Oci,
 }
 
+/// Where a `--secret` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
 pub struct BuildOptions {
     pub context: PathBuf,
+    /// `--secret id=ID,src=FILE|env=VAR`, by id.
+    pub secrets: BTreeMap<String, SecretSource>,
     /// The Dockerfile's name for messages (`Dockerfile`, `-` for stdin).
     pub dockerfile_name: String,
     pub dockerfile_path: Option<PathBuf>,
@@ -480,17 +489,13 @@ impl<'a> Builder<'a> {
                         "RUN with a heredoc is not supported yet".into(),
                     ));
                 }
-                if let Some(mount) = mounts.first() {
-                    return Err(Error::Usage(format!(
-                        "RUN --mount={mount} is not supported yet"
-                    )));
-                }
                 if security.as_deref() == Some("insecure") {
                     return Err(Error::Usage(
                         "RUN --security=insecure is not supported".into(),
                     ));
                 }
-                self.run_step(state, cmd, network.as_deref()).await
+                self.run_step(state, stage, instruction.line, cmd, mounts, network.as_deref())
+                    .await
             }
             Command::Env(pairs) => {
                 // Every pair is expanded with the environment from before the instruction.
@@ -767,45 +772,15 @@ impl<'a> Builder<'a> {
         };
 
         // The source filesystem: another stage, an image, or the build context.
-        let from = args.from.as_deref();
-        let from_stage = match from {
-            Some(f) => super::plan::stage_ref(
-                f,
-                &stage_names(self.plan),
-                self.plan.stages.len(),
-                instruction.line,
-            )
-            .map_err(|e| Error::Usage(e.message))?,
-            None => None,
-        };
-        if let Some(i) = from_stage
-            && i >= stage.index
-        {
-            return Err(Error::Usage(format!(
-                "cannot copy from stage {:?}, it needs to be defined before current stage",
-                from.unwrap_or_default()
-            )));
-        }
-        let platform = self.options.platform.clone();
         // Shared, not copied: a context or base can hold tens of thousands of paths.
-        let src_view: Arc<FsView> = match (from, from_stage) {
-            (Some(_), Some(i)) => self.stages[i]
-                .as_ref()
-                .map(|s| Arc::new(s.view.clone()))
-                .ok_or_else(|| Error::Internal(format!("stage {i} not built")))?,
-            (Some(image), None) => {
-                if !self.images.contains_key(image) {
-                    let named = image.to_ascii_lowercase();
-                    let resolved = if self.options.build_contexts.contains_key(&named) {
-                        self.named_state(&named, &platform).await?
-                    } else {
-                        self.resolve_image(image, &platform).await?
-                    };
-                    self.images.insert(image.to_string(), resolved);
-                }
-                Arc::new(self.images[image].view.clone())
+        let src_view: Arc<FsView> = match args.from.as_deref() {
+            Some(from) => {
+                let other = self
+                    .other_state(from, stage, instruction.line, "copy from")
+                    .await?;
+                Arc::new(other.view.clone())
             }
-            (None, _) => self.context_view()?,
+            None => self.context_view()?,
         };
 
         let mut target = if args.link {
@@ -858,11 +833,11 @@ impl<'a> Builder<'a> {
                     &spec,
                 )
                 .await?;
-            } else if is_add && from.is_none() {
+            } else if is_add && args.from.is_none() {
                 self.add_local(&src_view, &root, &mut target, &dest_abs, &spec)?;
             } else {
                 fileop::copy(&src_view, &root, &mut target, &dest_abs, &spec)
-                    .map_err(|e| self.copy_error(e, from.is_none()))?;
+                    .map_err(|e| self.copy_error(e, args.from.is_none()))?;
             }
         }
         for heredoc in &args.heredocs {
@@ -1111,12 +1086,53 @@ impl<'a> Builder<'a> {
         Ok(self.context.as_ref().expect("just set").1.clone())
     }
 
+    /// Another stage or an image named by `--from` (COPY, RUN --mount): built or resolved.
+    async fn other_state(
+        &mut self,
+        from: &str,
+        stage: &Stage,
+        line: usize,
+        what: &str,
+    ) -> Result<&StageState> {
+        let index = super::plan::stage_ref(
+            from,
+            &stage_names(self.plan),
+            self.plan.stages.len(),
+            line,
+        )
+        .map_err(|e| Error::Usage(e.message))?;
+        if let Some(i) = index {
+            if i >= stage.index {
+                return Err(Error::Usage(format!(
+                    "cannot {what} stage {from:?}, it needs to be defined before current stage"
+                )));
+            }
+            return self.stages[i]
+                .as_ref()
+                .ok_or_else(|| Error::Internal(format!("stage {i} not built")));
+        }
+        if !self.images.contains_key(from) {
+            let platform = self.options.platform.clone();
+            let named = from.to_ascii_lowercase();
+            let resolved = if self.options.build_contexts.contains_key(&named) {
+                self.named_state(&named, &platform).await?
+            } else {
+                self.resolve_image(from, &platform).await?
+            };
+            self.images.insert(from.to_string(), resolved);
+        }
+        Ok(&self.images[from])
+    }
+
     /// A RUN: the command in the sandbox on the stage's layers, its changes as a new layer
     /// (reused from the cache when the same command ran on the same layers).
     async fn run_step(
         &mut self,
         state: &mut StageState,
+        stage: &Stage,
+        line: usize,
         cmd: &ShellOrExec,
+        mounts: &[String],
         network: Option<&str>,
     ) -> Result<()> {
         let argv = match cmd {
@@ -1131,7 +1147,7 @@ impl<'a> Builder<'a> {
             }
             ShellOrExec::Exec(args) => args.clone(),
         };
-        let env: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let cwd = match state.config.config.working_dir.as_str() {
             "" => "/".to_string(),
             wd => wd.to_string(),
@@ -1143,6 +1159,35 @@ impl<'a> Builder<'a> {
             run_user(&state.view, &user)?
         };
         let groups = supplementary_groups(&state.view, &user, uid);
+        if state.env.get("HOME").is_none() {
+            // runc adds HOME from the user's /etc/passwd entry, else `/`.
+            let home = read_text(&state.view, "/etc/passwd")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+                .map_or("/".to_string(), |f| f[5].to_string());
+            env.push(format!("HOME={home}"));
+        }
+        // Secret values set as env vars stay out of the cache key.
+        let secret_vars = secret_env_names(mounts);
+        let visible_env: Vec<String> = env
+            .iter()
+            .filter(|kv| !secret_vars.iter().any(|n| kv.starts_with(&format!("{n}="))))
+            .cloned()
+            .collect();
+        let (sandbox_mounts, mount_keys, _locks) = self
+            .run_mounts(state, stage, line, mounts, &cwd, &mut env)
+            .await?;
+        let resolve = |p: &str| {
+            state
+                .view
+                .resolve(p, true)
+                .map_err(|e| Error::Usage(format!("RUN: {e}")))
+        };
+        let builtin_targets = run::MOUNT_STUBS
+            .iter()
+            .map(|s| resolve(&format!("/{s}")))
+            .collect::<Result<Vec<_>>>()?;
         let network = match network {
             Some("none") => run::Network::None,
             _ => run::Network::Host,
@@ -1159,8 +1204,15 @@ impl<'a> Builder<'a> {
                 line(diff_id.as_str());
             }
             line(
-                &serde_json::to_string(&(&argv, &env, &cwd, &user, network == run::Network::None))
-                    .expect("strings serialise"),
+                &serde_json::to_string(&(
+                    &argv,
+                    &visible_env,
+                    &cwd,
+                    &user,
+                    network == run::Network::None,
+                    &mount_keys,
+                ))
+                .expect("strings serialise"),
             );
             line(self.options.compression.media_type());
             hasher.finish()
@@ -1198,6 +1250,8 @@ impl<'a> Builder<'a> {
                     gid,
                     groups,
                     network,
+                    mounts: sandbox_mounts,
+                    builtin_targets,
                 };
                 self.execute_run(state, &spec, &key).await?
             }
@@ -1211,6 +1265,189 @@ impl<'a> Builder<'a> {
         state.layers.push(layer);
         self.history(state, created_by, true);
         Ok(())
+    }
+
+    /// The `RUN --mount`s as sandbox mounts, what of each goes into the cache key (ids and
+    /// content digests, never secret values), and the locks of `sharing=locked` caches.
+    async fn run_mounts(
+        &mut self,
+        state: &StageState,
+        stage: &Stage,
+        line: usize,
+        mounts: &[String],
+        workdir: &str,
+        env: &mut Vec<String>,
+    ) -> Result<(Vec<run::SandboxMount>, Vec<String>, Vec<crate::fsutil::FileLock>)> {
+        use runmount::MountType;
+        let mut out = Vec::new();
+        let mut keys = Vec::new();
+        let mut locks = Vec::new();
+        for (n, raw) in mounts.iter().enumerate() {
+            let m = {
+                let lexer = &self.lexer;
+                let lookup = state.env.lookup();
+                let mut expand = |v: &str| lexer.process_word(v, &lookup).map_err(|e| e.to_string());
+                runmount::parse(raw, &mut expand, workdir).map_err(Error::Usage)?
+            };
+            let target = if m.target.is_empty() {
+                String::new()
+            } else {
+                state
+                    .view
+                    .resolve(&m.target, true)
+                    .map_err(|e| Error::Usage(format!("--mount target: {e}")))?
+            };
+            match m.kind {
+                MountType::Ssh => {
+                    return Err(Error::Usage(
+                        "RUN --mount=type=ssh is not supported yet".into(),
+                    ));
+                }
+                MountType::Secret => {
+                    keys.push(format!(
+                        "secret {} {target} {:?} {} {:?} {:?} {:?}",
+                        m.id, m.env, m.required, m.mode, m.uid, m.gid
+                    ));
+                    let Some(value) = self.secret_value(&m.id)? else {
+                        if m.required {
+                            return Err(Error::Usage(format!("secret {}: not found", m.id)));
+                        }
+                        if let Some(var) = &m.env {
+                            env.push(format!("{var}="));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = &m.env {
+                        env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                    }
+                    if !target.is_empty() {
+                        let dir = self.work.path().join("secrets");
+                        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                        let file = dir.join(n.to_string());
+                        crate::fsutil::write_atomic(&file, &value, m.mode.unwrap_or(0o400))?;
+                        std::os::unix::fs::lchown(&file, m.uid.or(Some(0)), m.gid.or(Some(0)))
+                            .map_err(|e| Error::io(&file, e))?;
+                        out.push(run::SandboxMount {
+                            target,
+                            source: run::MountSource::Host {
+                                path: file,
+                                readonly: true,
+                            },
+                            file: true,
+                        });
+                    }
+                }
+                MountType::Cache => {
+                    keys.push(format!(
+                        "cache {} {target} {} {:?} {:?} {:?} {:?}",
+                        m.id, m.readonly, m.sharing, m.mode, m.uid, m.gid
+                    ));
+                    let name = Digest::sha256_of(m.id.as_bytes());
+                    let dir = self.local_dir().join("cache-mounts").join(name.hex());
+                    if !dir.exists() {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                        std::fs::set_permissions(
+                            &dir,
+                            std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
+                        )
+                        .map_err(|e| Error::io(&dir, e))?;
+                        std::os::unix::fs::lchown(&dir, m.uid.or(Some(0)), m.gid.or(Some(0)))
+                            .map_err(|e| Error::io(&dir, e))?;
+                    }
+                    if m.sharing == runmount::Sharing::Locked {
+                        let lock = dir.with_extension("lock");
+                        locks.push(
+                            tokio::task::spawn_blocking(move || {
+                                crate::fsutil::FileLock::acquire(&lock)
+                            })
+                            .await
+                            .map_err(|e| Error::Internal(format!("cache lock panicked: {e}")))??,
+                        );
+                    }
+                    out.push(run::SandboxMount {
+                        target,
+                        source: run::MountSource::Host {
+                            path: dir,
+                            readonly: m.readonly,
+                        },
+                        file: false,
+                    });
+                }
+                MountType::Tmpfs => {
+                    keys.push(format!("tmpfs {target} {:?}", m.size));
+                    out.push(run::SandboxMount {
+                        target,
+                        source: run::MountSource::Tmpfs { size: m.size },
+                        file: false,
+                    });
+                }
+                MountType::Bind => {
+                    let source = clean_abs(&m.source);
+                    let (lowers, key) = if m.from.is_empty() {
+                        // The build context: keyed by the content of what is mounted.
+                        let view = self.context_view()?;
+                        let entries = view.subtree(&source);
+                        if entries.is_empty() {
+                            return Err(Error::Usage(format!(
+                                "--mount source \"{source}\": not found in the build context"
+                            )));
+                        }
+                        let digest =
+                            self.cache
+                                .layer_key(&entries, None, self.options.compression)?;
+                        (vec![self.options.context.clone()], format!("context {digest}"))
+                    } else {
+                        let layers: Vec<LayerRef> = self
+                            .other_state(&m.from, stage, line, "mount from")
+                            .await?
+                            .layers
+                            .clone();
+                        let chain: Vec<String> =
+                            layers.iter().map(|l| l.diff_id.to_string()).collect();
+                        let local = self.local_dir();
+                        let mut dirs = Vec::new();
+                        for layer in layers.iter().rev() {
+                            dirs.push(
+                                extract::layer_dir(
+                                    &local,
+                                    &blob_origin(&layer.origin),
+                                    &layer.descriptor,
+                                    &layer.diff_id,
+                                )
+                                .await?,
+                            );
+                        }
+                        (dirs, format!("stage {}", chain.join(",")))
+                    };
+                    keys.push(format!("bind {key} {source} {target} {}", m.readonly));
+                    out.push(run::SandboxMount {
+                        target,
+                        source: run::MountSource::Layers {
+                            lowers,
+                            subpath: source,
+                            readonly: m.readonly,
+                        },
+                        file: false,
+                    });
+                }
+            }
+        }
+        Ok((out, keys, locks))
+    }
+
+    /// A `--secret`'s value, `None` when it was not given.
+    fn secret_value(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        match self.options.secrets.get(id) {
+            Some(SecretSource::File(path)) => {
+                std::fs::read(path).map(Some).map_err(|e| Error::io(path, e))
+            }
+            Some(SecretSource::Env(var)) => Ok(std::env::var_os(var).map(|v| {
+                use std::os::unix::ffi::OsStrExt;
+                v.as_bytes().to_vec()
+            })),
+            None => Ok(None),
+        }
     }
 
     /// Where unpacked layers live: the cache's local part, else this build's work dir.
@@ -1714,6 +1951,18 @@ fn resolve_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
         }
     }
     Ok((uid, gid))
+}
+
+/// The env variable names `--mount=type=secret,env=NAME` sets (kept out of cache keys).
+fn secret_env_names(mounts: &[String]) -> Vec<String> {
+    mounts
+        .iter()
+        .flat_map(|m| super::dockerfile::csv_fields(m).unwrap_or_default())
+        .filter_map(|f| {
+            let (key, value) = f.split_once('=')?;
+            key.eq_ignore_ascii_case("env").then(|| value.to_string())
+        })
+        .collect()
 }
 
 /// How BuildKit's history shows a RUN (runCommandString): `|N K=V ...` for the stage's ARGs

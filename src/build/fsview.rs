@@ -157,6 +157,28 @@ impl FsView {
     }
 
     /// Direct children of a directory, in name order.
+    /// `root` and everything below it, in path order.
+    pub fn subtree(&self, root: &str) -> Vec<(String, Node)> {
+        let prefix = if root == "/" {
+            "/".to_string()
+        } else {
+            format!("{root}/")
+        };
+        let mut out: Vec<(String, Node)> = self
+            .nodes
+            .get(root)
+            .map(|n| (root.to_string(), n.clone()))
+            .into_iter()
+            .collect();
+        out.extend(
+            self.nodes
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, n)| (k.clone(), n.clone())),
+        );
+        out
+    }
+
     pub fn children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
         let prefix = if dir == "/" {
             "/".to_string()

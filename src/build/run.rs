@@ -15,9 +15,13 @@ use crate::error::{Error, Result};
 /// Lines of output kept for the error of a failed command.
 pub const TAIL_LINES: usize = 20;
 
-/// The files and directories the sandbox mounts over; created as stubs when the image lacks
-/// them and removed again before the snapshot, so they never reach a layer.
+/// The files and directories the sandbox mounts over, made when the image lacks them. The
+/// first three stay in the layer, as with BuildKit (runc makes them; MountStubsCleaner only
+/// removes the /etc files and `--mount` targets, executor/stubs.go).
 pub const MOUNT_STUBS: [&str; 5] = ["proc", "dev", "sys", "etc/hosts", "etc/resolv.conf"];
+
+/// How many of [`MOUNT_STUBS`] are kept.
+const KEPT_STUBS: usize = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Network {
@@ -25,6 +29,30 @@ pub enum Network {
     Host,
     /// A network namespace with nothing in it.
     None,
+}
+
+/// What a `RUN --mount` puts at its target.
+#[derive(Clone, Debug)]
+pub enum MountSource {
+    /// A host file or directory (a secret file, a cache directory, the build context).
+    Host { path: PathBuf, readonly: bool },
+    /// A stage's file system (its layer directories, top first) at `subpath`; writes go to
+    /// a throwaway upper directory.
+    Layers {
+        lowers: Vec<PathBuf>,
+        subpath: String,
+        readonly: bool,
+    },
+    Tmpfs { size: Option<u64> },
+}
+
+#[derive(Clone, Debug)]
+pub struct SandboxMount {
+    /// Absolute inside the image, symlinks already resolved within it.
+    pub target: String,
+    pub source: MountSource,
+    /// The target is a file (a secret), else a directory.
+    pub file: bool,
 }
 
 /// What to run and as whom.
@@ -39,6 +67,10 @@ pub struct RunSpec {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub network: Network,
+    pub mounts: Vec<SandboxMount>,
+    /// [`MOUNT_STUBS`] with symlinks resolved inside the image (a mount must never follow an
+    /// image's symlink out of its root).
+    pub builtin_targets: Vec<String>,
 }
 
 /// How a command ended.
@@ -96,10 +128,11 @@ pub fn exists_in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
 /// Makes the mount points the image lacks, directly in the upper directory (the merged view
 /// shows them). Parent directories made on the way copy the lower directory's mode, owner and
 /// mtime, as an overlay copy-up would. Returns what was made, parents first.
-fn make_stubs(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<PathBuf>> {
+fn make_stubs(upper: &Path, lowers: &[PathBuf], targets: &[(String, bool)]) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut made = Vec::new();
-    for stub in MOUNT_STUBS {
+    for (target, file) in targets {
+        let stub = target.trim_start_matches('/');
         if exists_in_lowers(lowers, stub) || upper.join(stub).exists() {
             continue;
         }
@@ -112,7 +145,7 @@ fn make_stubs(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 continue;
             }
             let last = i == parts.len() - 1;
-            if last && stub.starts_with("etc/") {
+            if last && *file {
                 std::fs::write(&path, "").map_err(|e| Error::io(&path, e))?;
             } else {
                 std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
@@ -243,7 +276,30 @@ pub fn run(
 ) -> Result<Outcome> {
     let merged = sandbox.dir.join("merged");
     let upper = sandbox.upper();
-    let stubs = make_stubs(&upper, lowers)?;
+    let inside = |target: &str| merged.join(target.trim_start_matches('/'));
+    let builtin = |name: &str| -> String {
+        MOUNT_STUBS
+            .iter()
+            .position(|s| *s == name)
+            .and_then(|i| spec.builtin_targets.get(i).cloned())
+            .unwrap_or_else(|| format!("/{name}"))
+    };
+    let mut targets: Vec<(String, bool)> = MOUNT_STUBS
+        .iter()
+        .map(|s| (builtin(s), s.starts_with("etc/")))
+        .collect();
+    let kept: Vec<(String, bool)> = targets.drain(..KEPT_STUBS).collect();
+    make_stubs(&upper, lowers, &kept)?;
+    targets.extend(spec.mounts.iter().map(|m| (m.target.clone(), m.file)));
+    let stubs = make_stubs(&upper, lowers, &targets)?;
+    // A missing working directory is made for the user (and kept), as runc does.
+    let cwd_rel = spec.cwd.trim_start_matches('/');
+    if !cwd_rel.is_empty() && !exists_in_lowers(lowers, cwd_rel) && !upper.join(cwd_rel).exists() {
+        for dir in make_stubs(&upper, lowers, &[(spec.cwd.clone(), false)])? {
+            std::os::unix::fs::lchown(&dir, Some(spec.uid), Some(spec.gid))
+                .map_err(|e| Error::io(&dir, e))?;
+        }
+    }
     let hosts = sandbox.dir.join("etc/hosts");
     std::fs::write(&hosts, HOSTS).map_err(|e| Error::io(&hosts, e))?;
     let resolv = sandbox.dir.join("etc/resolv.conf");
@@ -279,21 +335,21 @@ pub fn run(
         },
         Setup::Mount {
             source: cstring("proc")?,
-            target: cpath(&merged.join("proc"))?,
+            target: cpath(&inside(&builtin("proc")))?,
             fstype: Some(cstring("proc")?),
             flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             data: None,
         },
         Setup::Mount {
             source: cstring("sysfs")?,
-            target: cpath(&merged.join("sys"))?,
+            target: cpath(&inside(&builtin("sys")))?,
             fstype: Some(cstring("sysfs")?),
             flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
             data: None,
         },
         Setup::Mount {
             source: cstring("tmpfs")?,
-            target: cpath(&merged.join("dev"))?,
+            target: cpath(&inside(&builtin("dev")))?,
             fstype: Some(cstring("tmpfs")?),
             flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
             data: Some(cstring("mode=755,size=65536k")?),
@@ -308,7 +364,7 @@ pub fn run(
         ("tty", 5, 0),
     ] {
         steps.push(Setup::Mknod {
-            path: cpath(&merged.join("dev").join(name))?,
+            path: cpath(&inside(&builtin("dev")).join(name))?,
             mode: libc::S_IFCHR | 0o666,
             dev: libc::makedev(major, minor),
         });
@@ -321,17 +377,84 @@ pub fn run(
     ] {
         steps.push(Setup::Symlink {
             target: cstring(target)?,
-            link: cpath(&merged.join("dev").join(link))?,
+            link: cpath(&inside(&builtin("dev")).join(link))?,
         });
     }
     for (file, target) in [(&hosts, "etc/hosts"), (&resolv, "etc/resolv.conf")] {
         steps.push(Setup::Mount {
             source: cpath(file)?,
-            target: cpath(&merged.join(target))?,
+            target: cpath(&inside(&builtin(target)))?,
             fstype: None,
             flags: libc::MS_BIND,
             data: None,
         });
+    }
+    for (n, mount) in spec.mounts.iter().enumerate() {
+        let target = cpath(&inside(&mount.target))?;
+        let bind = |source: CString, readonly: bool| -> Vec<Setup> {
+            let mut steps = vec![Setup::Mount {
+                source: source.clone(),
+                target: target.clone(),
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            }];
+            if readonly {
+                steps.push(Setup::Mount {
+                    source,
+                    target: target.clone(),
+                    fstype: None,
+                    flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+                    data: None,
+                });
+            }
+            steps
+        };
+        match &mount.source {
+            MountSource::Host { path, readonly } => steps.extend(bind(cpath(path)?, *readonly)),
+            MountSource::Tmpfs { size } => steps.push(Setup::Mount {
+                source: cstring("tmpfs")?,
+                target: target.clone(),
+                fstype: Some(cstring("tmpfs")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV,
+                data: size.map(|s| cstring(format!("size={s}"))).transpose()?,
+            }),
+            MountSource::Layers {
+                lowers: stage,
+                subpath,
+                readonly,
+            } => {
+                let dir = sandbox.dir.join("mounts").join(n.to_string());
+                for sub in ["upper", "work", "merged"] {
+                    let path = dir.join(sub);
+                    std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                }
+                let lowerdir = if stage.is_empty() {
+                    let empty = dir.join("empty");
+                    std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
+                    empty.display().to_string()
+                } else {
+                    stage
+                        .iter()
+                        .map(|l| l.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":")
+                };
+                steps.push(Setup::Mount {
+                    source: cstring("overlay")?,
+                    target: cpath(&dir.join("merged"))?,
+                    fstype: Some(cstring("overlay")?),
+                    flags: 0,
+                    data: Some(cstring(format!(
+                        "lowerdir={lowerdir},upperdir={},workdir={}",
+                        dir.join("upper").display(),
+                        dir.join("work").display()
+                    ))?),
+                });
+                let source = dir.join("merged").join(subpath.trim_start_matches('/'));
+                steps.extend(bind(cpath(&source)?, *readonly));
+            }
+        }
     }
     let root = cpath(&merged)?;
     let cwd = cstring(&spec.cwd)?;
@@ -363,6 +486,10 @@ pub fn run(
                 flags |= libc::CLONE_NEWNET;
             }
             if libc::unshare(flags) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let hostname = b"buildkitsandbox";
+            if libc::sethostname(hostname.as_ptr().cast(), hostname.len()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             run_setup(&steps)?;

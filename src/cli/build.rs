@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use hoist::build::execute::NamedContext;
+use hoist::build::execute::{NamedContext, SecretSource};
 use hoist::build::{BuildOptions, ImageFormat};
 use hoist::compress::Codec;
 use hoist::copy::{CopyOptions, CopyReport};
@@ -86,6 +86,10 @@ pub struct Args {
     /// Build every layer again instead of reusing cached ones.
     #[arg(long)]
     pub no_cache: bool,
+    /// A secret for `RUN --mount=type=secret`: id=ID,src=FILE or id=ID,env=VAR (repeatable;
+    /// never stored in the image, the cache or logs).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
     /// The target platform (default: this machine's).
     #[arg(long)]
     pub platform: Option<String>,
@@ -99,6 +103,39 @@ fn key_values(items: &[String], flag: &str) -> Result<BTreeMap<String, String>> 
             _ => Err(Error::Usage(format!("{flag} `{item}` is not KEY=VALUE"))),
         })
         .collect()
+}
+
+/// `--secret id=ID,src=FILE` / `id=ID,env=VAR` (docker's syntax; `source`, `type` accepted).
+/// With neither, the env var named like the id, else the file of that name.
+fn secrets(items: &[String]) -> Result<BTreeMap<String, SecretSource>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let mut id = None;
+        let mut source = None;
+        for field in item.split(',') {
+            let bad = || Error::Usage(format!("--secret `{item}`: `{field}` is not KEY=VALUE (id, src, env, type)"));
+            let (key, value) = field.split_once('=').ok_or_else(bad)?;
+            match key.trim() {
+                "id" => id = Some(value.to_string()),
+                "src" | "source" => source = Some(SecretSource::File(PathBuf::from(value))),
+                "env" => source = Some(SecretSource::Env(value.to_string())),
+                "type" if matches!(value, "file" | "env") => {}
+                _ => return Err(bad()),
+            }
+        }
+        let id = id
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::Usage(format!("--secret `{item}` has no id=")))?;
+        let source = source.unwrap_or_else(|| {
+            if std::env::var_os(&id).is_some() {
+                SecretSource::Env(id.clone())
+            } else {
+                SecretSource::File(PathBuf::from(&id))
+            }
+        });
+        out.insert(id, source);
+    }
+    Ok(out)
 }
 
 fn build_args(items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -280,6 +317,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         }
     }
     let options = BuildOptions {
+        secrets: secrets(&args.secrets)?,
         context: args.context.clone(),
         dockerfile_name,
         dockerfile_path,

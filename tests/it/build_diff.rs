@@ -539,21 +539,11 @@ fn same_as_buildkit_binary(
     compare(name, dir.path(), &[], None, known);
 }
 
-// RUN steps on the busybox base (isolation `chroot`, as root). Docker 20.10's BuildKit commits
-// the mount points it made for a RUN where the base lacks them; modern BuildKit removes them
-// (MountStubsCleaner, executor/stubs.go), as hoist does: those are the known differences.
-const RUN_STUBS: &[&str] = &[
-    "missing /dev (dir)",
-    "missing /proc (dir)",
-    "missing /sys (dir)",
-];
-
+// RUN steps on the busybox base (isolation `chroot`, as root). Like BuildKit, the /proc, /dev
+// and /sys mount points a RUN needed stay in its layer when the base lacks them.
 macro_rules! run_case {
     ($name:ident, $files:expr, $dockerfile:expr) => {
-        #[test]
-        fn $name() {
-            differs_from_old_buildkit(stringify!($name), $files, $dockerfile, &[], None, RUN_STUBS);
-        }
+        diff_case!($name, $files, $dockerfile);
     };
 }
 
