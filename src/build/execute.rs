@@ -494,8 +494,15 @@ impl<'a> Builder<'a> {
                         "RUN --security=insecure is not supported".into(),
                     ));
                 }
-                self.run_step(state, stage, instruction.line, cmd, mounts, network.as_deref())
-                    .await
+                self.run_step(
+                    state,
+                    stage,
+                    instruction.line,
+                    cmd,
+                    mounts,
+                    network.as_deref(),
+                )
+                .await
             }
             Command::Env(pairs) => {
                 // Every pair is expanded with the environment from before the instruction.
@@ -1094,13 +1101,9 @@ impl<'a> Builder<'a> {
         line: usize,
         what: &str,
     ) -> Result<&StageState> {
-        let index = super::plan::stage_ref(
-            from,
-            &stage_names(self.plan),
-            self.plan.stages.len(),
-            line,
-        )
-        .map_err(|e| Error::Usage(e.message))?;
+        let index =
+            super::plan::stage_ref(from, &stage_names(self.plan), self.plan.stages.len(), line)
+                .map_err(|e| Error::Usage(e.message))?;
         if let Some(i) = index {
             if i >= stage.index {
                 return Err(Error::Usage(format!(
@@ -1277,7 +1280,11 @@ impl<'a> Builder<'a> {
         mounts: &[String],
         workdir: &str,
         env: &mut Vec<String>,
-    ) -> Result<(Vec<run::SandboxMount>, Vec<String>, Vec<crate::fsutil::FileLock>)> {
+    ) -> Result<(
+        Vec<run::SandboxMount>,
+        Vec<String>,
+        Vec<crate::fsutil::FileLock>,
+    )> {
         use runmount::MountType;
         let mut out = Vec::new();
         let mut keys = Vec::new();
@@ -1286,7 +1293,8 @@ impl<'a> Builder<'a> {
             let m = {
                 let lexer = &self.lexer;
                 let lookup = state.env.lookup();
-                let mut expand = |v: &str| lexer.process_word(v, &lookup).map_err(|e| e.to_string());
+                let mut expand =
+                    |v: &str| lexer.process_word(v, &lookup).map_err(|e| e.to_string());
                 runmount::parse(raw, &mut expand, workdir).map_err(Error::Usage)?
             };
             let target = if m.target.is_empty() {
@@ -1396,7 +1404,10 @@ impl<'a> Builder<'a> {
                         let digest =
                             self.cache
                                 .layer_key(&entries, None, self.options.compression)?;
-                        (vec![self.options.context.clone()], format!("context {digest}"))
+                        (
+                            vec![self.options.context.clone()],
+                            format!("context {digest}"),
+                        )
                     } else {
                         let layers: Vec<LayerRef> = self
                             .other_state(&m.from, stage, line, "mount from")
@@ -1439,9 +1450,9 @@ impl<'a> Builder<'a> {
     /// A `--secret`'s value, `None` when it was not given.
     fn secret_value(&self, id: &str) -> Result<Option<Vec<u8>>> {
         match self.options.secrets.get(id) {
-            Some(SecretSource::File(path)) => {
-                std::fs::read(path).map(Some).map_err(|e| Error::io(path, e))
-            }
+            Some(SecretSource::File(path)) => std::fs::read(path)
+                .map(Some)
+                .map_err(|e| Error::io(path, e)),
             Some(SecretSource::Env(var)) => Ok(std::env::var_os(var).map(|v| {
                 use std::os::unix::ffi::OsStrExt;
                 v.as_bytes().to_vec()

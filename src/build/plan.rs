@@ -258,17 +258,17 @@ pub fn plan(
         })?,
     };
 
-    // Dependencies: the base stage and COPY --from stages.
+    // Dependencies: the base stage, COPY --from and RUN --mount=from= stages.
     let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); stages.len()];
     for stage in &stages {
         if let Base::Stage(i) = stage.base {
             deps[stage.index].insert(i);
         }
         for instruction in &stage.instructions {
-            if let Some(from) = copy_from(instruction)
-                && let Some(i) = stage_ref(from, &names, stages.len(), instruction.line)?
-            {
-                deps[stage.index].insert(i);
+            for from in other_sources(instruction) {
+                if let Some(i) = stage_ref(&from, &names, stages.len(), instruction.line)? {
+                    deps[stage.index].insert(i);
+                }
             }
         }
     }
@@ -281,11 +281,20 @@ pub fn plan(
     })
 }
 
-/// The `--from` of a COPY, if any.
-pub fn copy_from(instruction: &Instruction) -> Option<&str> {
+/// The stages or images an instruction reads: COPY's `--from`, RUN's `--mount=from=`
+/// (variables are refused there at parse time, so the raw value is the name).
+pub fn other_sources(instruction: &Instruction) -> Vec<String> {
     match &instruction.command {
-        Command::Copy(args) => args.from.as_deref(),
-        _ => None,
+        Command::Copy(args) => args.from.iter().cloned().collect(),
+        Command::Run { mounts, .. } => mounts
+            .iter()
+            .flat_map(|m| super::dockerfile::csv_fields(m).unwrap_or_default())
+            .filter_map(|field| {
+                let (key, value) = field.split_once('=')?;
+                key.eq_ignore_ascii_case("from").then(|| value.to_string())
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

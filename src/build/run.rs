@@ -35,7 +35,10 @@ pub enum Network {
 #[derive(Clone, Debug)]
 pub enum MountSource {
     /// A host file or directory (a secret file, a cache directory, the build context).
-    Host { path: PathBuf, readonly: bool },
+    Host {
+        path: PathBuf,
+        readonly: bool,
+    },
     /// A stage's file system (its layer directories, top first) at `subpath`; writes go to
     /// a throwaway upper directory.
     Layers {
@@ -43,7 +46,9 @@ pub enum MountSource {
         subpath: String,
         readonly: bool,
     },
-    Tmpfs { size: Option<u64> },
+    Tmpfs {
+        size: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -128,7 +133,11 @@ pub fn exists_in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
 /// Makes the mount points the image lacks, directly in the upper directory (the merged view
 /// shows them). Parent directories made on the way copy the lower directory's mode, owner and
 /// mtime, as an overlay copy-up would. Returns what was made, parents first.
-fn make_stubs(upper: &Path, lowers: &[PathBuf], targets: &[(String, bool)]) -> Result<Vec<PathBuf>> {
+fn make_stubs(
+    upper: &Path,
+    lowers: &[PathBuf],
+    targets: &[(String, bool)],
+) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut made = Vec::new();
     for (target, file) in targets {

@@ -153,7 +153,8 @@ pub fn parse(
             }
             "size" if m.kind == MountType::Tmpfs => {
                 m.size = Some(
-                    ram_in_bytes(&value).ok_or_else(|| format!("invalid value for size: {value}"))?,
+                    ram_in_bytes(&value)
+                        .ok_or_else(|| format!("invalid value for size: {value}"))?,
                 );
             }
             "required" | "size" => {
@@ -179,7 +180,10 @@ pub fn parse(
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
-    let file_info = matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache);
+    let file_info = matches!(
+        m.kind,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    );
     if !file_info {
         for (name, given) in [
             ("mode", m.mode.is_some()),
@@ -187,7 +191,10 @@ pub fn parse(
             ("gid", m.gid.is_some()),
         ] {
             if given {
-                return Err(format!("{name} not allowed for \"{}\" type mounts", type_name(&m)));
+                return Err(format!(
+                    "{name} not allowed for \"{}\" type mounts",
+                    type_name(&m)
+                ));
             }
         }
     }
@@ -195,7 +202,10 @@ pub fn parse(
         m.readonly = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
     }
     if sharing_set && m.kind != MountType::Cache {
-        return Err(format!("invalid cache sharing set for {} mount", type_name(&m)));
+        return Err(format!(
+            "invalid cache sharing set for {} mount",
+            type_name(&m)
+        ));
     }
     match m.kind {
         MountType::Secret => {
@@ -263,7 +273,10 @@ mod tests {
     #[test]
     fn defaults_per_type() {
         let bind = mount("target=/src").unwrap();
-        assert_eq!((bind.kind, bind.readonly, bind.target.as_str()), (MountType::Bind, true, "/src"));
+        assert_eq!(
+            (bind.kind, bind.readonly, bind.target.as_str()),
+            (MountType::Bind, true, "/src")
+        );
         let cache = mount("type=cache,target=.cache/$X").unwrap();
         assert_eq!(cache.target, "/work/.cache/x");
         assert_eq!(cache.id, ".cache/x");
@@ -275,7 +288,10 @@ mod tests {
         assert_eq!(secret.target, "/run/secrets/npmrc");
         assert!(secret.readonly && !secret.required);
         let env = mount("type=secret,id=token,env=TOKEN,required").unwrap();
-        assert_eq!((env.target.as_str(), env.env.as_deref()), ("", Some("TOKEN")));
+        assert_eq!(
+            (env.target.as_str(), env.env.as_deref()),
+            ("", Some("TOKEN"))
+        );
         assert!(env.required);
         let by_target = mount("type=secret,target=/root/.aws/credentials,mode=0440,uid=1").unwrap();
         assert_eq!(by_target.id, "credentials");
@@ -289,16 +305,43 @@ mod tests {
     fn errors_as_buildkit_words_them() {
         for (value, error) in [
             ("type=nfs,target=/x", "unsupported mount type \"nfs\""),
-            ("type=bind,target=/x,mode=0600", "mode not allowed for \"bind\" type mounts"),
-            ("type=cache,target=/x,required", "unexpected key 'required' for mount type 'cache'"),
-            ("type=secret", "invalid secret mount. one of source, target required"),
-            ("type=secret,source=a,id=b", "both source and id can't be set"),
-            ("type=bind,target=/x,sharing=locked", "invalid cache sharing set for bind mount"),
+            (
+                "type=bind,target=/x,mode=0600",
+                "mode not allowed for \"bind\" type mounts",
+            ),
+            (
+                "type=cache,target=/x,required",
+                "unexpected key 'required' for mount type 'cache'",
+            ),
+            (
+                "type=secret",
+                "invalid secret mount. one of source, target required",
+            ),
+            (
+                "type=secret,source=a,id=b",
+                "both source and id can't be set",
+            ),
+            (
+                "type=bind,target=/x,sharing=locked",
+                "invalid cache sharing set for bind mount",
+            ),
             ("type=cache,target=/", "invalid mount target \"/\""),
-            ("type=bind,target=/x,color=red", "unexpected key 'color' in 'color=red'"),
-            ("type=bind,target", "invalid field 'target' must be a key=value pair"),
-            ("type=tmpfs,target=/t,size=lots", "invalid value for size: lots"),
-            ("type=cache,target=/c,uid=root", "invalid value root for uid"),
+            (
+                "type=bind,target=/x,color=red",
+                "unexpected key 'color' in 'color=red'",
+            ),
+            (
+                "type=bind,target",
+                "invalid field 'target' must be a key=value pair",
+            ),
+            (
+                "type=tmpfs,target=/t,size=lots",
+                "invalid value for size: lots",
+            ),
+            (
+                "type=cache,target=/c,uid=root",
+                "invalid value root for uid",
+            ),
         ] {
             assert_eq!(mount(value).unwrap_err(), error, "{value}");
         }

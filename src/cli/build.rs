@@ -113,7 +113,11 @@ fn secrets(items: &[String]) -> Result<BTreeMap<String, SecretSource>> {
         let mut id = None;
         let mut source = None;
         for field in item.split(',') {
-            let bad = || Error::Usage(format!("--secret `{item}`: `{field}` is not KEY=VALUE (id, src, env, type)"));
+            let bad = || {
+                Error::Usage(format!(
+                    "--secret `{item}`: `{field}` is not KEY=VALUE (id, src, env, type)"
+                ))
+            };
             let (key, value) = field.split_once('=').ok_or_else(bad)?;
             match key.trim() {
                 "id" => id = Some(value.to_string()),

@@ -239,3 +239,204 @@ fn hostile_base_layers_are_refused_before_anything_runs() {
         assert!(!Path::new("/tmp/hoist-hostile").exists(), "{name}");
     }
 }
+
+/// Builds `dockerfile` (`$BASE` = the example image) into `dir/out` with a cache in
+/// `dir/cache`; returns the run and the unpacked tree when it succeeded.
+fn build_tree(
+    dir: &Path,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+    extra: &[&str],
+) -> (Run, Option<crate::harness::tree::Tree>) {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    for (path, content) in files {
+        let full = ctx.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("$BASE", &base())).unwrap();
+    let out = dir.join("out");
+    let mut args = vec![
+        "build".to_string(),
+        ctx.display().to_string(),
+        "-o".into(),
+        format!("oci:{}:img", out.display()),
+        "--progress".into(),
+        "plain".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let run = Hoist::new()
+        .env("HOIST_CACHE_DIR", dir.join("cache"))
+        .run(&args);
+    let tree = (run.code == 0).then(|| {
+        let _ = std::fs::remove_dir_all(dir.join("unpack"));
+        crate::harness::tree::unpack_layout(&out, "img", &dir.join("unpack"))
+    });
+    (run, tree)
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if meta.is_file()
+            && std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Every layer blob of `layout`, decompressed.
+fn layer_bytes(layout: &Path) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        let raw = std::fs::read(entry.path()).unwrap();
+        let mut plain = Vec::new();
+        if flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut plain)
+            .is_ok()
+        {
+            out.push(plain);
+        }
+        out.push(raw);
+    }
+    out
+}
+
+#[test]
+fn secrets_reach_the_command_and_nothing_else() {
+    const SECRET: &str = "s3cr3t-Value-0f-the-build";
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("token.txt");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    // The Dockerfile never spells the secret: the steps record its length only.
+    let dockerfile = "FROM $BASE\n\
+        RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /file-len\n\
+        RUN --mount=type=secret,id=token,env=TOKEN,required echo ${#TOKEN} > /env-len\n\
+        RUN --mount=type=secret,id=token,target=/root/.npmrc,mode=0440,uid=1000 stat -c '%a %u' /root/.npmrc > /npmrc-stat\n\
+        RUN --mount=type=secret,id=absent ls /run/secrets > /optional-absent 2>&1 || true\n";
+    let (run, tree) = build_tree(
+        dir.path(),
+        dockerfile,
+        &[],
+        &[
+            "--secret",
+            &format!("id=token,src={}", secret_file.display()),
+            "-vv",
+        ],
+    );
+    run.ok();
+    let tree = tree.unwrap();
+    let read =
+        |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
+    assert_eq!(read("file-len").trim(), SECRET.len().to_string());
+    assert_eq!(read("env-len").trim(), SECRET.len().to_string());
+    assert!(
+        !tree.contains_key("/run/secrets/token"),
+        "the secret file stayed"
+    );
+    assert!(!tree.contains_key("/root/.npmrc"));
+    assert!(
+        !run.all_output().contains(SECRET),
+        "the secret reached the log"
+    );
+    for layer in layer_bytes(&dir.path().join("out")) {
+        assert!(
+            !layer.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "a blob holds it"
+        );
+    }
+    assert_eq!(
+        files_containing(&dir.path().join("cache"), SECRET.as_bytes()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(read("npmrc-stat").trim(), "440 1000");
+
+    // A required secret that was not given stops the build, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nRUN --mount=type=secret,id=npm,required true\n",
+        &[],
+        &[],
+    );
+    run.fails_with(1, "Dockerfile:2: secret npm: not found");
+}
+
+#[test]
+fn cache_mounts_persist_between_builds_and_stay_out_of_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM $BASE\n\
+        RUN --mount=type=cache,target=/var/cache/app echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /runs\n";
+    let (first, tree) = build_tree(dir.path(), dockerfile, &[], &[]);
+    first.ok();
+    assert!(!tree.unwrap().contains_key("/var/cache/app/log"));
+    let runs = || std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs/runs")).unwrap();
+    assert_eq!(runs().trim(), "1");
+    // --no-cache runs the step again: the cache mount still holds the first run's line.
+    let (second, tree) = build_tree(dir.path(), dockerfile, &[], &["--no-cache"]);
+    second.ok();
+    assert!(!tree.unwrap().contains_key("/var/cache/app"));
+    assert_eq!(runs().trim(), "2");
+}
+
+#[test]
+fn bind_mounts_from_the_context_and_stages_and_tmpfs_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM $BASE AS builder\n\
+        RUN mkdir /out && echo from-stage > /out/f\n\
+        FROM $BASE\n\
+        RUN --mount=type=bind,source=src,target=/mnt/src cat /mnt/src/a > /from-context\n\
+        RUN --mount=type=bind,target=/ctx,rw touch /ctx/written-by-run && ls /ctx > /ctx-list\n\
+        RUN --mount=type=bind,from=builder,source=/out,target=/b cat /b/f > /from-stage\n\
+        RUN --mount=type=tmpfs,target=/scratch,size=1m touch /scratch/x && mount | grep -c /scratch > /tmpfs-seen\n\
+        RUN --mount=type=bind,source=src,target=/ro touch /ro/nope 2> /ro-error || echo refused > /ro-refused\n";
+    let (run, tree) = build_tree(dir.path(), dockerfile, &[("src/a", "context-a\n")], &[]);
+    run.ok();
+    let tree = tree.unwrap();
+    let read =
+        |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
+    assert_eq!(read("from-context"), "context-a\n");
+    assert_eq!(read("from-stage"), "from-stage\n");
+    assert_eq!(read("ro-refused"), "refused\n");
+    assert!(read("ctx-list").contains("written-by-run"));
+    assert!(
+        !dir.path().join("ctx/written-by-run").exists(),
+        "a rw bind wrote into the context"
+    );
+    for gone in ["/mnt/src", "/mnt", "/ctx", "/b", "/scratch", "/ro"] {
+        assert!(!tree.contains_key(gone), "{gone} stayed in the image");
+    }
+}
+
+#[test]
+fn run_with_network_none_has_only_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nRUN --network=none ls /sys/class/net > /nets && hostname > /host\n",
+        &[],
+        &[],
+    );
+    run.ok();
+    let read =
+        |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
+    assert_eq!(read("nets"), "lo\n");
+    assert_eq!(read("host"), "buildkitsandbox\n");
+}
