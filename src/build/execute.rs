@@ -484,11 +484,6 @@ impl<'a> Builder<'a> {
                 network,
                 security,
             } => {
-                if !heredocs.is_empty() {
-                    return Err(Error::Usage(
-                        "RUN with a heredoc is not supported yet".into(),
-                    ));
-                }
                 if security.as_deref() == Some("insecure") {
                     return Err(Error::Usage(
                         "RUN --security=insecure is not supported".into(),
@@ -499,6 +494,7 @@ impl<'a> Builder<'a> {
                     stage,
                     instruction.line,
                     cmd,
+                    heredocs,
                     mounts,
                     network.as_deref(),
                 )
@@ -1135,21 +1131,11 @@ impl<'a> Builder<'a> {
         stage: &Stage,
         line: usize,
         cmd: &ShellOrExec,
+        heredocs: &[super::dockerfile::Heredoc],
         mounts: &[String],
         network: Option<&str>,
     ) -> Result<()> {
-        let argv = match cmd {
-            ShellOrExec::Shell(text) => {
-                let mut argv = if state.config.config.shell.is_empty() {
-                    vec!["/bin/sh".to_string(), "-c".to_string()]
-                } else {
-                    state.config.config.shell.clone()
-                };
-                argv.push(text.clone());
-                argv
-            }
-            ShellOrExec::Exec(args) => args.clone(),
-        };
+        let (argv, script) = run_argv(&state.config.config.shell, cmd, heredocs)?;
         let mut env: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let cwd = match state.config.config.working_dir.as_str() {
             "" => "/".to_string(),
@@ -1178,9 +1164,28 @@ impl<'a> Builder<'a> {
             .filter(|kv| !secret_vars.iter().any(|n| kv.starts_with(&format!("{n}="))))
             .cloned()
             .collect();
-        let (sandbox_mounts, mount_keys, _locks) = self
+        let (mut sandbox_mounts, mut mount_keys, _locks) = self
             .run_mounts(state, stage, line, mounts, &cwd, &mut env)
             .await?;
+        if let Some((name, data)) = script {
+            // A heredoc starting with `#!` runs as a file at /dev/pipes/NAME (BuildKit's).
+            let dir = self.work.path().join("pipes");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            let file = dir.join(format!("{}-{name}", sandbox_mounts.len()));
+            crate::fsutil::write_atomic(&file, data.as_bytes(), 0o755)?;
+            mount_keys.push(format!(
+                "pipe {name} {}",
+                Digest::sha256_of(data.as_bytes())
+            ));
+            sandbox_mounts.push(run::SandboxMount {
+                target: format!("/dev/pipes/{name}"),
+                source: run::MountSource::Host {
+                    path: file,
+                    readonly: true,
+                },
+                file: true,
+            });
+        }
         let resolve = |p: &str| {
             state
                 .view
@@ -1477,6 +1482,7 @@ impl<'a> Builder<'a> {
         spec: &run::RunSpec,
         key: &Digest,
     ) -> Result<(LayerRef, PathBuf)> {
+        run::check_sandbox()?;
         let local = self.local_dir();
         let mut lowers = Vec::new();
         for layer in state.layers.iter().rev() {
@@ -1962,6 +1968,83 @@ fn resolve_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
         }
     }
     Ok((uid, gid))
+}
+
+/// BuildKit's ChompHeredocContent: leading tabs off every line.
+fn chomp_heredoc(data: &str) -> String {
+    data.split_inclusive('\n')
+        .map(|line| line.trim_start_matches('\t'))
+        .collect()
+}
+
+/// Whether a RUN's command is nothing but one heredoc token (`<<EOF`, `<<-"EOF"`), as
+/// BuildKit's MustParseHeredoc decides.
+fn is_heredoc_token(text: &str) -> bool {
+    let rest = text.trim().trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
+    let word = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => match rest[1..].strip_suffix(q) {
+            Some(inner) => inner,
+            None => return false,
+        },
+        _ => rest,
+    };
+    !word.is_empty() && !word.contains(char::is_whitespace)
+}
+
+/// The argv of a RUN (the SHELL around shell form), with heredocs as BuildKit's dispatchRun
+/// handles them; and a `#!` heredoc script to put at /dev/pipes/NAME: (name, content).
+type RunArgv = (Vec<String>, Option<(String, String)>);
+
+fn run_argv(
+    shell: &[String],
+    cmd: &ShellOrExec,
+    heredocs: &[super::dockerfile::Heredoc],
+) -> Result<RunArgv> {
+    let with_shell = |text: String| {
+        let mut argv = if shell.is_empty() {
+            vec!["/bin/sh".to_string(), "-c".to_string()]
+        } else {
+            shell.to_vec()
+        };
+        argv.push(text);
+        argv
+    };
+    let text = match cmd {
+        ShellOrExec::Exec(args) if heredocs.is_empty() => return Ok((args.clone(), None)),
+        ShellOrExec::Exec(args) => {
+            return Err(Error::Usage(format!(
+                "parsing produced an invalid run command: {args:?}"
+            )));
+        }
+        ShellOrExec::Shell(text) => text,
+    };
+    let Some(first) = heredocs.first() else {
+        return Ok((with_shell(text.clone()), None));
+    };
+    if !is_heredoc_token(text) {
+        // More complex: the shell gets the heredocs back to handle itself.
+        let mut full = text.clone();
+        for heredoc in heredocs {
+            full.push('\n');
+            full.push_str(&heredoc.content);
+            full.push_str(&heredoc.name);
+        }
+        return Ok((with_shell(full), None));
+    }
+    let data = if first.chomp {
+        chomp_heredoc(&first.content)
+    } else {
+        first.content.clone()
+    };
+    if data.starts_with("#!") {
+        let path = format!("/dev/pipes/{}", first.name);
+        return Ok((with_shell(path), Some((first.name.clone(), data))));
+    }
+    Ok((with_shell(data), None))
 }
 
 /// The env variable names `--mount=type=secret,env=NAME` sets (kept out of cache keys).

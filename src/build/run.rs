@@ -232,6 +232,12 @@ enum Setup {
         target: CString,
         link: CString,
     },
+    Mkdir {
+        path: CString,
+    },
+    CreateFile {
+        path: CString,
+    },
 }
 
 fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
@@ -265,8 +271,32 @@ fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
                 Setup::Symlink { target, link } => {
                     check(libc::symlink(target.as_ptr(), link.as_ptr()))?
                 }
+                Setup::Mkdir { path } => check(libc::mkdir(path.as_ptr(), 0o755))?,
+                Setup::CreateFile { path } => {
+                    let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
             }
         }
+    }
+    Ok(())
+}
+
+/// The error when RUN cannot have a sandbox here, saying what the runner needs.
+fn no_sandbox(why: &str) -> Error {
+    Error::Usage(format!(
+        "RUN cannot set up its sandbox ({why}): isolation `chroot` needs root with CAP_SYS_ADMIN (a CI job container run as root with `--cap-add SYS_ADMIN`, or privileged); rootless (user namespaces) and `container` isolation are not available yet"
+    ))
+}
+
+/// Fails early, before any layer is unpacked, when RUN cannot work here.
+pub fn check_sandbox() -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(no_sandbox("hoist is not running as root"));
     }
     Ok(())
 }
@@ -299,7 +329,14 @@ pub fn run(
         .collect();
     let kept: Vec<(String, bool)> = targets.drain(..KEPT_STUBS).collect();
     make_stubs(&upper, lowers, &kept)?;
-    targets.extend(spec.mounts.iter().map(|m| (m.target.clone(), m.file)));
+    // Targets under /dev live on the sandbox's own /dev (a tmpfs): made there, not stubbed.
+    let dev = format!("{}/", builtin("dev").trim_end_matches('/'));
+    targets.extend(
+        spec.mounts
+            .iter()
+            .filter(|m| !m.target.starts_with(&dev))
+            .map(|m| (m.target.clone(), m.file)),
+    );
     let stubs = make_stubs(&upper, lowers, &targets)?;
     // A missing working directory is made for the user (and kept), as runc does.
     let cwd_rel = spec.cwd.trim_start_matches('/');
@@ -400,6 +437,23 @@ pub fn run(
     }
     for (n, mount) in spec.mounts.iter().enumerate() {
         let target = cpath(&inside(&mount.target))?;
+        if let Some(rel) = mount.target.strip_prefix(&dev) {
+            let mut dir = inside(&builtin("dev"));
+            let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                dir.push(part);
+                steps.push(Setup::Mkdir { path: cpath(&dir)? });
+            }
+            steps.push(if mount.file {
+                Setup::CreateFile {
+                    path: target.clone(),
+                }
+            } else {
+                Setup::Mkdir {
+                    path: target.clone(),
+                }
+            });
+        }
         let bind = |source: CString, readonly: bool| -> Vec<Setup> {
             let mut steps = vec![Setup::Mount {
                 source: source.clone(),
@@ -518,6 +572,9 @@ pub fn run(
         });
     }
     let mut child = command.spawn().map_err(|e| {
+        if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+            return no_sandbox(&e.to_string());
+        }
         let why = if e.kind() == std::io::ErrorKind::NotFound {
             format!("{program}: no such file or directory in the image")
         } else {

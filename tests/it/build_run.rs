@@ -440,3 +440,115 @@ fn run_with_network_none_has_only_loopback() {
     assert_eq!(read("nets"), "lo\n");
     assert_eq!(read("host"), "buildkitsandbox\n");
 }
+
+/// Heredoc RUNs follow modern BuildKit's dispatchRun (Docker 20.10's frontend cannot parse
+/// them): a lone heredoc is the shell's script, one starting with `#!` runs as a file at
+/// /dev/pipes/NAME, anything else goes back to the shell with the bodies appended.
+#[test]
+fn heredoc_runs_as_buildkit_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM $BASE\n\
+RUN <<EOF\n\
+echo one > /one\n\
+echo two > /two\n\
+EOF\n\
+RUN <<-EOF\n\
+\techo tabbed > /tabbed\n\
+\tEOF\n\
+RUN <<EOF\n\
+#!/bin/sh\n\
+echo \"script $0\" > /script\n\
+EOF\n\
+RUN cat <<EOF > /expanded\n\
+hello $HOME\n\
+EOF\n\
+RUN cat <<A > /a && cat <<'B' > /b\n\
+first\n\
+A\n\
+second $HOME\n\
+B\n";
+    let (run, tree) = build_tree(dir.path(), dockerfile, &[], &[]);
+    run.ok();
+    let tree = tree.unwrap();
+    let read =
+        |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
+    assert_eq!(read("one"), "one\n");
+    assert_eq!(read("two"), "two\n");
+    assert_eq!(read("tabbed"), "tabbed\n");
+    assert_eq!(read("script"), "script /dev/pipes/EOF\n");
+    assert_eq!(read("expanded"), "hello /root\n");
+    assert_eq!(read("a"), "first\n");
+    assert_eq!(read("b"), "second $HOME\n");
+    assert!(!tree.contains_key("/dev/pipes"), "the script mount stayed");
+}
+
+#[test]
+fn onbuild_run_triggers_run_in_the_child_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (parent, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nONBUILD RUN echo triggered > /onbuild\n",
+        &[],
+        &[],
+    );
+    parent.ok();
+    let child_dir = tempfile::tempdir().unwrap();
+    let child = format!(
+        "FROM oci-layout://{}:img\nRUN cat /onbuild > /seen\n",
+        dir.path().join("out").display()
+    );
+    let (run, tree) = build_tree(child_dir.path(), &child, &[], &[]);
+    run.ok();
+    let tree = tree.unwrap();
+    assert!(tree.contains_key("/onbuild") && tree.contains_key("/seen"));
+}
+
+#[test]
+fn without_privileges_run_says_what_the_runner_needs() {
+    // A world-readable copy of the example base and context, built as `nobody`.
+    let dir = tempfile::tempdir().unwrap();
+    let share = dir.path().join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(example_layout())
+        .arg(share.join("base"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(
+        share.join("Dockerfile"),
+        format!(
+            "FROM oci-layout://{}:latest\nRUN true\n",
+            share.join("base").display()
+        ),
+    )
+    .unwrap();
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_hoist"))
+        .args(["build", share.to_str().unwrap(), "-o"])
+        .arg(format!("oci:{}:img", share.join("out").display()))
+        .env("HOIST_CACHE_DIR", share.join("cache"))
+        .env("HOME", &share)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Dockerfile:2: RUN cannot set up its sandbox"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CAP_SYS_ADMIN"), "{stderr}");
+}
