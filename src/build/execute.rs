@@ -477,28 +477,13 @@ impl<'a> Builder<'a> {
     ) -> Result<()> {
         match &instruction.command {
             Command::From { .. } => Err(Error::Internal("FROM inside a stage".into())),
-            Command::Run {
-                cmd,
-                heredocs,
-                mounts,
-                network,
-                security,
-            } => {
+            Command::Run { security, .. } => {
                 if security.as_deref() == Some("insecure") {
                     return Err(Error::Usage(
                         "RUN --security=insecure is not supported".into(),
                     ));
                 }
-                self.run_step(
-                    state,
-                    stage,
-                    instruction.line,
-                    cmd,
-                    heredocs,
-                    mounts,
-                    network.as_deref(),
-                )
-                .await
+                self.run_step(state, stage, instruction).await
             }
             Command::Env(pairs) => {
                 // Every pair is expanded with the environment from before the instruction.
@@ -1129,12 +1114,19 @@ impl<'a> Builder<'a> {
         &mut self,
         state: &mut StageState,
         stage: &Stage,
-        line: usize,
-        cmd: &ShellOrExec,
-        heredocs: &[super::dockerfile::Heredoc],
-        mounts: &[String],
-        network: Option<&str>,
+        instruction: &Instruction,
     ) -> Result<()> {
+        let Command::Run {
+            cmd,
+            heredocs,
+            mounts,
+            network,
+            ..
+        } = &instruction.command
+        else {
+            return Err(Error::Internal("run_step on another instruction".into()));
+        };
+        let (line, network) = (instruction.line, network.as_deref());
         let (argv, script) = run_argv(&state.config.config.shell, cmd, heredocs)?;
         let mut env: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let cwd = match state.config.config.working_dir.as_str() {
