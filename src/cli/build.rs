@@ -22,6 +22,14 @@ pub enum Format {
     Oci,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    Auto,
+    Rootless,
+    Chroot,
+    Container,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum CompressionArg {
     Gzip,
@@ -90,6 +98,10 @@ pub struct Args {
     /// never stored in the image, the cache or logs).
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
+    /// How RUN steps are isolated: auto picks what works here (today: chroot, as root with
+    /// CAP_SYS_ADMIN); rootless and container are not available yet.
+    #[arg(long, value_enum, default_value = "auto", env = "HOIST_ISOLATION")]
+    pub isolation: Isolation,
     /// The target platform (default: this machine's).
     #[arg(long)]
     pub platform: Option<String>,
@@ -248,6 +260,15 @@ fn cache_dir() -> Option<PathBuf> {
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
+    if matches!(args.isolation, Isolation::Rootless | Isolation::Container) {
+        return Err(Error::Usage(
+            format!(
+                "--isolation {:?} is not available yet: use chroot (root with CAP_SYS_ADMIN)",
+                args.isolation
+            )
+            .to_lowercase(),
+        ));
+    }
     args.ecr.apply(&ctx.client)?;
     let (ci, project) = super::ci::detect(args.auto_tags.auto())?;
     let mut tags = args

@@ -552,3 +552,13 @@ fn without_privileges_run_says_what_the_runner_needs() {
     );
     assert!(stderr.contains("CAP_SYS_ADMIN"), "{stderr}");
 }
+
+#[test]
+fn isolation_modes_not_built_yet_say_so() {
+    let ctx = context(&[("Dockerfile", "FROM scratch\nRUN true\n")]);
+    for mode in ["rootless", "container"] {
+        Hoist::new()
+            .run(["build", ctx.path().to_str().unwrap(), "--isolation", mode])
+            .fails_with(1, &format!("--isolation {mode} is not available yet"));
+    }
+}
