@@ -662,3 +662,43 @@ fn run_history_shows_the_stage_args_like_buildkit() {
     assert_eq!(created_by(&config), created_by(&reference.config));
     assert_eq!(created_by(&config).len(), 3);
 }
+run_case!(
+    run_swaps_files_dirs_and_links,
+    SIMPLE,
+    "FROM $BASE\nRUN mkdir -p /x/dir && echo f > /x/file && ln -s /x/file /x/link\nRUN rm -r /x/dir && echo now-file > /x/dir && rm /x/file && mkdir /x/file && rm /x/link && echo plain > /x/link\n"
+);
+run_case!(
+    run_changes_only_metadata_of_base_entries,
+    SIMPLE,
+    "FROM $BASE\nRUN chmod 700 /home && chmod 1777 /tmp 2>/dev/null || mkdir -m 1777 /tmp; chmod 2755 /bin && chown 1:1 /etc/passwd\n"
+);
+run_case!(
+    run_deep_tree_then_delete_half,
+    SIMPLE,
+    "FROM $BASE\nRUN for d in a b c d; do for e in 1 2 3; do mkdir -p /deep/$d/$e && echo $d$e > /deep/$d/$e/f; done; done\nRUN rm -rf /deep/a /deep/c /deep/b/2 && echo extra > /deep/d/3/g\n"
+);
+run_case!(
+    run_names_with_spaces_and_unicode,
+    SIMPLE,
+    "FROM $BASE\nRUN mkdir '/with space' && echo u > '/with space/ünï cødé' && touch '/with space/.hidden'\n"
+);
+run_case!(
+    run_deletes_what_copy_added_in_the_same_stage,
+    SIMPLE,
+    "FROM $BASE\nCOPY dir /app\nRUN rm -r /app/sub && rm /app/link && echo changed > /app/x\n"
+);
+run_case!(
+    run_hardlinks_a_base_file,
+    SIMPLE,
+    "FROM $BASE\nRUN ln /bin/busybox /bb && ln /etc/passwd /etc/passwd.hard\n"
+);
+run_case!(
+    run_as_a_user_in_a_new_workdir,
+    SIMPLE,
+    "FROM $BASE\nUSER app\nWORKDIR /data/app\nRUN touch mine && mkdir sub\n"
+);
+run_case!(
+    run_exec_form_gets_no_shell_expansion,
+    SIMPLE,
+    "FROM $BASE\nENV WHO=world\nRUN [\"/bin/sh\", \"-c\", \"echo $WHO '$HOME' > /greeting\"]\nRUN [\"/bin/mkdir\", \"/$WHO\"]\n"
+);
