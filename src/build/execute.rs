@@ -1531,7 +1531,7 @@ impl<'a> Builder<'a> {
                 }
             )));
         }
-        let entries = snapshot::upper_entries(&sandbox.upper())?;
+        let entries = snapshot::layer_changes(&sandbox.upper(), &lowers)?;
         let built = self.write_layer(&entries).await?;
         self.cache.store(key, &built)?;
         let layer = local_layer(built, key);
@@ -1548,7 +1548,7 @@ impl<'a> Builder<'a> {
     /// Puts a RUN layer's changes into the stage's view, reading contents from its unpacked
     /// directory.
     fn apply_run_layer(&mut self, state: &mut StageState, dir: &Path) -> Result<()> {
-        for (path, mut node) in snapshot::upper_entries(dir)? {
+        for (path, mut node) in snapshot::dir_entries(dir)? {
             let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
             let parent = if parent.is_empty() { "/" } else { parent };
             if name == ".wh..wh..opq" {

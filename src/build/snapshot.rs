@@ -1,12 +1,15 @@
-//! A RUN step's changes as layer entries: the overlay upper directory walked in name order,
-//! whiteout devices (0/0) as `.wh.NAME` entries, opaque directories (xattr) as the directory
-//! plus `.wh..wh..opq`, hard links within the layer kept as links.
+//! A RUN step's changes as layer entries, as modern BuildKit's overlay differ computes them
+//! (util/overlay/overlay_linux.go `Changes`, containerd's `ChangeWriter`): the upper directory
+//! walked in name order and compared with the lower layers, so copied-up but unchanged files and
+//! directories are left out, whiteouts only name what a lower layer has, an opaque directory
+//! becomes one `.wh.NAME` per lower child it hides, and every ancestor of an entry is written
+//! once before it (with the upper directory's metadata).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsview::{Content, Kind, Node};
@@ -50,8 +53,9 @@ fn whiteout(path: String) -> (String, Node) {
     )
 }
 
-/// The entries of the layer an upper directory makes, in tar order.
-pub fn upper_entries(upper: &Path) -> Result<Vec<(String, Node)>> {
+/// Everything in an unpacked overlay layer directory as entries (whiteout devices as `.wh.`
+/// entries, opaque directories with `.wh..wh..opq`): how a stage's view learns a layer.
+pub fn dir_entries(upper: &Path) -> Result<Vec<(String, Node)>> {
     let mut entries = Vec::new();
     let mut inodes = HashMap::new();
     walk(upper, "", &mut entries, &mut inodes)?;
@@ -118,4 +122,270 @@ fn walk(
         entries.push((abs, node));
     }
     Ok(())
+}
+
+fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// Where `rel` is in the merged view of `lowers` (top first): overlay's rules for whiteouts,
+/// opaque directories and files hiding what is below them. `None`: not in the lowers.
+fn lower_lookup(lowers: &[PathBuf], rel: &Path) -> Option<PathBuf> {
+    let mut visible: Vec<&PathBuf> = lowers.iter().collect();
+    let parts: Vec<_> = rel.components().collect();
+    let mut prefix = PathBuf::new();
+    for (i, part) in parts.iter().enumerate() {
+        prefix.push(part);
+        let last = i + 1 == parts.len();
+        let mut below = Vec::new();
+        for lower in &visible {
+            let path = lower.join(&prefix);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if is_whiteout(&meta) {
+                break;
+            }
+            if last {
+                return Some(path);
+            }
+            if !meta.is_dir() {
+                break;
+            }
+            below.push(*lower);
+            if is_opaque(&path) {
+                break;
+            }
+        }
+        if below.is_empty() {
+            return None;
+        }
+        visible = below;
+    }
+    None
+}
+
+/// The names in directory `rel` of the merged lowers.
+fn lower_children(lowers: &[PathBuf], rel: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let Some(_) = lower_lookup(lowers, rel) else {
+        return names;
+    };
+    let mut candidates = BTreeSet::new();
+    for lower in lowers {
+        if let Ok(dir) = std::fs::read_dir(lower.join(rel)) {
+            candidates.extend(
+                dir.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
+        }
+    }
+    for name in candidates {
+        if lower_lookup(lowers, &rel.join(&name)).is_some() {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+fn capability(path: &Path) -> Vec<u8> {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return Vec::new();
+    };
+    let mut value = vec![0u8; 256];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    value.truncate(n.max(0) as usize);
+    value
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (Ok(mut x), Ok(mut y)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    let (mut bx, mut by) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    loop {
+        let n = match x.read(&mut bx) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if y.read_exact(&mut by[..n]).is_err() || bx[..n] != by[..n] {
+            return false;
+        }
+        if n == 0 {
+            return y.read(&mut by[..1]).map(|m| m == 0).unwrap_or(false);
+        }
+    }
+}
+
+/// BuildKit's sameDirent: whether an upper entry equals the lower one it was copied up from.
+fn same_dirent(lower: &Path, upper: &Path) -> bool {
+    let (Ok(l), Ok(u)) = (
+        std::fs::symlink_metadata(lower),
+        std::fs::symlink_metadata(upper),
+    ) else {
+        return false;
+    };
+    if l.mode() != u.mode() || l.uid() != u.uid() || l.gid() != u.gid() || l.rdev() != u.rdev() {
+        return false;
+    }
+    if capability(lower) != capability(upper) {
+        return false;
+    }
+    if u.is_dir() {
+        return true;
+    }
+    if l.size() != u.size() || l.mtime() != u.mtime() {
+        return false;
+    }
+    if l.mtime_nsec() != 0 || u.mtime_nsec() != 0 {
+        return l.mtime_nsec() == u.mtime_nsec();
+    }
+    if u.file_type().is_symlink() {
+        return std::fs::read_link(lower).ok() == std::fs::read_link(upper).ok();
+    }
+    u.size() == 0 || same_bytes(lower, upper)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    AddOrModify,
+    Delete,
+}
+
+/// The changes of `upper` against `lowers` (top first), in walk order.
+fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(PathBuf, Change)>> {
+    let mut out = Vec::new();
+    walk_changes(upper, lowers, Path::new(""), false, &mut out)?;
+    Ok(out)
+}
+
+fn walk_changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+    rel: &Path,
+    hidden_below: bool,
+    out: &mut Vec<(PathBuf, Change)>,
+) -> Result<()> {
+    let dir = upper.join(rel);
+    let mut names: BTreeSet<String> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(&dir, e))?;
+    if hidden_below {
+        // Inside an opaque directory: each lower child not in the upper is deleted.
+        for gone in lower_children(lowers, rel) {
+            if !names.contains(&gone) {
+                names.insert(gone);
+            }
+        }
+    }
+    for name in names {
+        let child = rel.join(&name);
+        let path = upper.join(&child);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            // Only in the lowers (under an opaque directory): gone.
+            out.push((child, Change::Delete));
+            continue;
+        };
+        let lower = lower_lookup(lowers, &child);
+        if is_whiteout(&meta) {
+            // A whiteout for something no lower layer has needs no entry.
+            if lower.is_some() {
+                out.push((child, Change::Delete));
+            }
+            continue;
+        }
+        let opaque = meta.is_dir() && is_opaque(&path) && lower.is_some();
+        match &lower {
+            Some(lower) if same_dirent(lower, &path) => {}
+            _ => out.push((child.clone(), Change::AddOrModify)),
+        }
+        if meta.is_dir() {
+            walk_changes(upper, lowers, &child, hidden_below || opaque, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn node_of(path: &Path, meta: &std::fs::Metadata) -> Result<Node> {
+    let file_type = meta.file_type();
+    let mut node = Node {
+        kind: Kind::File,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: meta.mtime(),
+        size: 0,
+        content: Content::None,
+    };
+    if file_type.is_dir() {
+        node.kind = Kind::Dir;
+    } else if file_type.is_symlink() {
+        let target = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
+        node.kind = Kind::Symlink(target.to_string_lossy().into_owned());
+    } else if file_type.is_file() {
+        node.size = meta.len();
+        node.content = Content::Local(path.to_path_buf());
+    } else {
+        node.kind = Kind::Other;
+    }
+    Ok(node)
+}
+
+/// The layer entries of a RUN: `upper`'s changes against `lowers` (top first), each after
+/// its ancestors, hard links within the layer kept as links.
+pub fn layer_changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(String, Node)>> {
+    let mut entries = Vec::new();
+    let mut emitted_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
+    for (rel, change) in changes(upper, lowers)? {
+        // Ancestors first, once, with the upper directory's metadata.
+        let mut ancestors: Vec<&Path> = rel.ancestors().skip(1).collect();
+        ancestors.retain(|a| !a.as_os_str().is_empty());
+        for ancestor in ancestors.into_iter().rev() {
+            if emitted_dirs.insert(ancestor.to_path_buf()) {
+                let path = upper.join(ancestor);
+                let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+                entries.push((format!("/{}", ancestor.display()), node_of(&path, &meta)?));
+            }
+        }
+        let abs = format!("/{}", rel.display());
+        if change == Change::Delete {
+            let (parent, name) = abs.rsplit_once('/').unwrap_or(("", &abs));
+            entries.push(whiteout(format!("{parent}/.wh.{name}")));
+            continue;
+        }
+        let path = upper.join(&rel);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+        if meta.is_dir() {
+            if !emitted_dirs.insert(rel.clone()) {
+                continue;
+            }
+        } else if meta.file_type().is_socket() {
+            continue;
+        } else if meta.is_file() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = inodes.get(&key) {
+                let mut node = node_of(&path, &meta)?;
+                node.kind = Kind::Hardlink(first.clone());
+                node.size = 0;
+                node.content = Content::None;
+                entries.push((abs, node));
+                continue;
+            }
+            inodes.insert(key, abs.clone());
+        }
+        entries.push((abs, node_of(&path, &meta)?));
+    }
+    Ok(entries)
 }

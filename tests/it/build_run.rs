@@ -562,3 +562,60 @@ fn isolation_modes_not_built_yet_say_so() {
             .fails_with(1, &format!("--isolation {mode} is not available yet"));
     }
 }
+
+/// The entry names of the last layer of `dir/out:img`.
+fn last_layer_entries(dir: &Path) -> Vec<String> {
+    let layout = dir.join("out");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &str| {
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let last = blob(layers.last().unwrap()["digest"].as_str().unwrap());
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&last[..]));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
+/// The layer of a RUN holds what modern BuildKit's overlay differ would write (worked outcomes
+/// in docs/design/run.md §1.5): no unchanged copy-ups, whiteouts only for what the base has,
+/// an opaque directory as one whiteout per hidden child, ancestors first.
+#[test]
+fn run_layers_hold_only_real_changes() {
+    let cases: &[(&str, &[&str])] = &[
+        ("RUN true", &["dev/", "proc/", "sys/"]),
+        (
+            "RUN echo x > /tmp/t && rm /tmp/t",
+            &["dev/", "proc/", "sys/"],
+        ),
+        (
+            "RUN rm /etc/group",
+            &["dev/", "etc/", "etc/.wh.group", "proc/", "sys/"],
+        ),
+        (
+            "RUN chmod 700 /etc/passwd",
+            &["dev/", "etc/", "etc/passwd", "proc/", "sys/"],
+        ),
+        (
+            "RUN mkdir -p /d/a /d/b && touch /d/c\nRUN rm -rf /d && mkdir /d && echo y > /d/y",
+            &["d/", "d/.wh.a", "d/.wh.b", "d/.wh.c", "d/y"],
+        ),
+    ];
+    for (step, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (run, _) = build_tree(dir.path(), &format!("FROM $BASE\n{step}\n"), &[], &[]);
+        run.ok();
+        assert_eq!(&last_layer_entries(dir.path()), expected, "{step}");
+    }
+}
