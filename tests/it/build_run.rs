@@ -619,3 +619,28 @@ fn run_layers_hold_only_real_changes() {
         assert_eq!(&last_layer_entries(dir.path()), expected, "{step}");
     }
 }
+
+#[test]
+fn a_fresh_runner_reuses_run_layers_from_a_cache_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_ref = format!("oci:{}:run-cache", dir.path().join("artifact").display());
+    let dockerfile = "FROM $BASE\nRUN echo ran-$((6*7)) && echo data > /data\n";
+    let (first, _) = build_tree(dir.path(), dockerfile, &[], &["--cache-to", &cache_ref]);
+    first.ok();
+    assert!(first.stderr.contains("ran-42"));
+    // An empty HOIST_CACHE_DIR (a new CI runner): the layer comes from the artifact.
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    let (second, tree) = build_tree(dir.path(), dockerfile, &[], &["--cache-from", &cache_ref]);
+    second.ok();
+    assert!(!second.stderr.contains("ran-42"), "{}", second.stderr);
+    assert!(tree.unwrap().contains_key("/data"));
+    // And a RUN after it still works on top of the imported layer.
+    let (third, tree) = build_tree(
+        dir.path(),
+        &format!("{dockerfile}RUN cat /data > /again\n"),
+        &[],
+        &["--cache-from", &cache_ref],
+    );
+    third.ok();
+    assert!(tree.unwrap().contains_key("/again"));
+}
