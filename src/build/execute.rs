@@ -1413,20 +1413,10 @@ impl<'a> Builder<'a> {
                             .clone();
                         let chain: Vec<String> =
                             layers.iter().map(|l| l.diff_id.to_string()).collect();
-                        let local = self.local_dir();
-                        let mut dirs = Vec::new();
-                        for layer in layers.iter().rev() {
-                            dirs.push(
-                                extract::layer_dir(
-                                    &local,
-                                    &blob_origin(&layer.origin),
-                                    &layer.descriptor,
-                                    &layer.diff_id,
-                                )
-                                .await?,
-                            );
-                        }
-                        (dirs, format!("stage {}", chain.join(",")))
+                        (
+                            self.lower_dirs(&layers).await?,
+                            format!("stage {}", chain.join(",")),
+                        )
                     };
                     keys.push(format!("bind {key} {source} {target} {}", m.readonly));
                     out.push(run::SandboxMount {
@@ -1458,6 +1448,24 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// `layers` (bottom first) unpacked as overlay lower directories, top first.
+    async fn lower_dirs(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>> {
+        let local = self.local_dir();
+        let mut dirs = Vec::new();
+        for layer in layers.iter().rev() {
+            dirs.push(
+                extract::layer_dir(
+                    &local,
+                    &blob_origin(&layer.origin),
+                    &layer.descriptor,
+                    &layer.diff_id,
+                )
+                .await?,
+            );
+        }
+        Ok(dirs)
+    }
+
     /// Where unpacked layers live: the cache's local part, else this build's work dir.
     fn local_dir(&self) -> PathBuf {
         match &self.options.cache_dir {
@@ -1476,18 +1484,7 @@ impl<'a> Builder<'a> {
     ) -> Result<(LayerRef, PathBuf)> {
         run::check_sandbox()?;
         let local = self.local_dir();
-        let mut lowers = Vec::new();
-        for layer in state.layers.iter().rev() {
-            lowers.push(
-                extract::layer_dir(
-                    &local,
-                    &blob_origin(&layer.origin),
-                    &layer.descriptor,
-                    &layer.diff_id,
-                )
-                .await?,
-            );
-        }
+        let mut lowers = self.lower_dirs(&state.layers).await?;
         if lowers.is_empty() {
             // overlayfs needs a lower directory: an empty one for FROM scratch.
             let empty = local.join("empty");

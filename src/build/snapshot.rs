@@ -79,21 +79,12 @@ fn walk(
         let abs = format!("{rel}/{name}");
         let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
         let file_type = meta.file_type();
-        if file_type.is_char_device() && meta.rdev() == 0 {
+        if is_whiteout(&meta) {
             entries.push(whiteout(format!("{rel}/.wh.{name}")));
             continue;
         }
-        let mut node = Node {
-            kind: Kind::File,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mtime: meta.mtime(),
-            size: 0,
-            content: Content::None,
-        };
+        let mut node = node_of(&path, &meta)?;
         if file_type.is_dir() {
-            node.kind = Kind::Dir;
             entries.push((abs.clone(), node));
             if is_opaque(&path) {
                 entries.push(whiteout(format!("{abs}/.wh..wh..opq")));
@@ -101,23 +92,15 @@ fn walk(
             walk(&path, &abs, entries, inodes)?;
             continue;
         }
-        if file_type.is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
-            node.kind = Kind::Symlink(target.to_string_lossy().into_owned());
-        } else if file_type.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = inodes.get(&key) {
-                    node.kind = Kind::Hardlink(first.clone());
-                    entries.push((abs, node));
-                    continue;
-                }
+        if file_type.is_file() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = inodes.get(&key) {
+                node.kind = Kind::Hardlink(first.clone());
+                node.size = 0;
+                node.content = Content::None;
+            } else {
                 inodes.insert(key, abs.clone());
             }
-            node.size = meta.len();
-            node.content = Content::Local(path.clone());
-        } else {
-            node.kind = Kind::Other;
         }
         entries.push((abs, node));
     }
