@@ -1389,7 +1389,7 @@ impl<'a> Builder<'a> {
                 }
                 MountType::Bind => {
                     let source = clean_abs(&m.source);
-                    let (lowers, key) = if m.from.is_empty() {
+                    let (lowers, key, subpath, file) = if m.from.is_empty() {
                         // The build context: keyed by the content of what is mounted.
                         let view = self.context_view()?;
                         let entries = view.subtree(&source);
@@ -1401,21 +1401,29 @@ impl<'a> Builder<'a> {
                         let digest =
                             self.cache
                                 .layer_key(&entries, None, self.options.compression)?;
-                        (
-                            vec![self.options.context.clone()],
-                            format!("context {digest}"),
-                        )
+                        // Its own directory: mounts of other steps keep theirs.
+                        let dir = tempfile::Builder::new()
+                            .prefix("bind-")
+                            .tempdir_in(self.work.path())
+                            .map_err(|e| Error::io(self.work.path(), e))?
+                            .keep();
+                        let inside = materialize(&entries, &source, &dir)?;
+                        let single_file = inside != "/";
+                        (vec![dir], format!("context {digest}"), inside, single_file)
                     } else {
-                        let layers: Vec<LayerRef> = self
-                            .other_state(&m.from, stage, line, "mount from")
-                            .await?
-                            .layers
-                            .clone();
+                        let other = self.other_state(&m.from, stage, line, "mount from").await?;
+                        let layers: Vec<LayerRef> = other.layers.clone();
+                        let source_is_file = matches!(
+                            other.view.stat(&source),
+                            Ok(Some((_, node))) if !node.is_dir()
+                        );
                         let chain: Vec<String> =
                             layers.iter().map(|l| l.diff_id.to_string()).collect();
                         (
                             self.lower_dirs(&layers).await?,
                             format!("stage {}", chain.join(",")),
+                            source.clone(),
+                            source_is_file,
                         )
                     };
                     keys.push(format!("bind {key} {source} {target} {}", m.readonly));
@@ -1423,10 +1431,10 @@ impl<'a> Builder<'a> {
                         target,
                         source: run::MountSource::Layers {
                             lowers,
-                            subpath: source,
+                            subpath,
                             readonly: m.readonly,
                         },
-                        file: false,
+                        file,
                     });
                 }
             }
@@ -2034,6 +2042,45 @@ fn run_argv(
         return Ok((with_shell(path), Some((first.name.clone(), data))));
     }
     Ok((with_shell(data), None))
+}
+
+/// The context files `entries` (the view at and below `root`, .dockerignore applied) as a
+/// directory tree in `dir`: hard links where the file system allows, else copies. Returns the
+/// path inside `dir` standing for `root` (a single file is put at `dir/file`).
+fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let single_file = entries.len() == 1 && !entries[0].1.is_dir();
+    let at = |path: &str| -> PathBuf {
+        if single_file {
+            return dir.join("file");
+        }
+        dir.join(
+            path.strip_prefix(root)
+                .unwrap_or(path)
+                .trim_start_matches('/'),
+        )
+    };
+    for (path, node) in entries {
+        let target = at(path);
+        match (&node.kind, &node.content) {
+            (Kind::Dir, _) => {
+                std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?
+            }
+            (Kind::Symlink(link), _) => {
+                std::os::unix::fs::symlink(link, &target).map_err(|e| Error::io(&target, e))?
+            }
+            (Kind::File, Content::Local(source)) => {
+                if std::fs::hard_link(source, &target).is_err() {
+                    std::fs::copy(source, &target).map_err(|e| Error::io(&target, e))?;
+                }
+            }
+            (Kind::Hardlink(first), _) => {
+                std::fs::hard_link(at(first), &target).map_err(|e| Error::io(&target, e))?
+            }
+            _ => {}
+        }
+    }
+    Ok(if single_file { "/file" } else { "/" }.to_string())
 }
 
 /// The env variable names `--mount=type=secret,env=NAME` sets (kept out of cache keys).

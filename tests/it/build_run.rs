@@ -406,21 +406,44 @@ fn bind_mounts_from_the_context_and_stages_and_tmpfs_leave_no_trace() {
         RUN --mount=type=bind,target=/ctx,rw touch /ctx/written-by-run && ls /ctx > /ctx-list\n\
         RUN --mount=type=bind,from=builder,source=/out,target=/b cat /b/f > /from-stage\n\
         RUN --mount=type=tmpfs,target=/scratch,size=1m touch /scratch/x && mount | grep -c /scratch > /tmpfs-seen\n\
-        RUN --mount=type=bind,source=src,target=/ro touch /ro/nope 2> /ro-error || echo refused > /ro-refused\n";
-    let (run, tree) = build_tree(dir.path(), dockerfile, &[("src/a", "context-a\n")], &[]);
+        RUN --mount=type=bind,source=src,target=/ro touch /ro/nope 2> /ro-error || echo refused > /ro-refused\n\
+        RUN --mount=type=bind,source=src/a,target=/one-file cat /one-file > /from-one-file\n";
+    let (run, tree) = build_tree(
+        dir.path(),
+        dockerfile,
+        &[
+            ("src/a", "context-a\n"),
+            (".env", "IGNORED=1\n"),
+            (".dockerignore", ".env\n"),
+        ],
+        &[],
+    );
     run.ok();
     let tree = tree.unwrap();
     let read =
         |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
     assert_eq!(read("from-context"), "context-a\n");
     assert_eq!(read("from-stage"), "from-stage\n");
+    assert_eq!(read("from-one-file"), "context-a\n");
     assert_eq!(read("ro-refused"), "refused\n");
     assert!(read("ctx-list").contains("written-by-run"));
+    assert!(
+        !read("ctx-list").contains(".env"),
+        ".dockerignore'd files reached the mount"
+    );
     assert!(
         !dir.path().join("ctx/written-by-run").exists(),
         "a rw bind wrote into the context"
     );
-    for gone in ["/mnt/src", "/mnt", "/ctx", "/b", "/scratch", "/ro"] {
+    for gone in [
+        "/mnt/src",
+        "/mnt",
+        "/ctx",
+        "/b",
+        "/scratch",
+        "/ro",
+        "/one-file",
+    ] {
         assert!(!tree.contains_key(gone), "{gone} stayed in the image");
     }
 }
