@@ -2069,10 +2069,10 @@ fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<Str
             (Kind::Symlink(link), _) => {
                 std::os::unix::fs::symlink(link, &target).map_err(|e| Error::io(&target, e))?
             }
-            (Kind::File, Content::Local(source)) => {
-                if std::fs::hard_link(source, &target).is_err() {
-                    std::fs::copy(source, &target).map_err(|e| Error::io(&target, e))?;
-                }
+            (Kind::File, Content::Local(source))
+                if std::fs::hard_link(source, &target).is_err() =>
+            {
+                std::fs::copy(source, &target).map_err(|e| Error::io(&target, e))?;
             }
             (Kind::Hardlink(first), _) => {
                 std::fs::hard_link(at(first), &target).map_err(|e| Error::io(&target, e))?
