@@ -2069,11 +2069,7 @@ fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<Str
             (Kind::Symlink(link), _) => {
                 std::os::unix::fs::symlink(link, &target).map_err(|e| Error::io(&target, e))?
             }
-            (Kind::File, Content::Local(source))
-                if std::fs::hard_link(source, &target).is_err() =>
-            {
-                std::fs::copy(source, &target).map_err(|e| Error::io(&target, e))?;
-            }
+            (Kind::File, Content::Local(source)) => link_or_copy(source, &target)?,
             (Kind::Hardlink(first), _) => {
                 std::fs::hard_link(at(first), &target).map_err(|e| Error::io(&target, e))?
             }
@@ -2081,6 +2077,14 @@ fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<Str
         }
     }
     Ok(if single_file { "/file" } else { "/" }.to_string())
+}
+
+/// A hard link to `source` at `target`, or a copy when they are on different file systems.
+fn link_or_copy(source: &Path, target: &Path) -> Result<()> {
+    if std::fs::hard_link(source, target).is_err() {
+        std::fs::copy(source, target).map_err(|e| Error::io(target, e))?;
+    }
+    Ok(())
 }
 
 /// The env variable names `--mount=type=secret,env=NAME` sets (kept out of cache keys).
