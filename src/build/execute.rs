@@ -252,7 +252,12 @@ impl<'a> Builder<'a> {
         let target = self.stages[plan.target]
             .take()
             .expect("the target stage was built last");
+        let started = std::time::Instant::now();
         self.cache.save();
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "saved the stat cache"
+        );
         let made = self
             .made
             .iter()
@@ -1066,7 +1071,13 @@ impl<'a> Builder<'a> {
                 self.options.dockerfile_path.as_deref(),
                 &self.options.skipped,
             )?;
+            let started = std::time::Instant::now();
             let (view, metadata) = context.view()?;
+            tracing::debug!(
+                files = metadata.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "walked the build context"
+            );
             self.cache.set_context(context.root());
             self.cache.remember_metadata(metadata);
             self.context = Some((context, Arc::new(view)));
@@ -1588,9 +1599,15 @@ impl<'a> Builder<'a> {
         if entries.is_empty() {
             return Ok(false);
         }
+        let started = std::time::Instant::now();
         let key = self
             .cache
             .layer_key(&entries, self.options.epoch, self.options.compression)?;
+        tracing::debug!(
+            entries = entries.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "layer key"
+        );
         let layer = match self.cache.lookup(&key) {
             Some(Hit::Local(layer)) => local_layer(layer, &key),
             Some(Hit::Remote {
