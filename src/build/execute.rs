@@ -1160,13 +1160,8 @@ impl<'a> Builder<'a> {
                 .map_or("/".to_string(), |f| f[5].to_string());
             env.push(format!("HOME={home}"));
         }
-        // Secret values set as env vars stay out of the cache key.
-        let secret_vars = secret_env_names(mounts);
-        let visible_env: Vec<String> = env
-            .iter()
-            .filter(|kv| !secret_vars.iter().any(|n| kv.starts_with(&format!("{n}="))))
-            .cloned()
-            .collect();
+        // The environment before secrets are added to it: what goes into the cache key.
+        let visible_env = env.clone();
         let (mut sandbox_mounts, mut mount_keys, _locks) = self
             .run_mounts(state, stage, line, mounts, &cwd, &mut env)
             .await?;
@@ -1399,10 +1394,16 @@ impl<'a> Builder<'a> {
                     });
                 }
                 MountType::Bind => {
-                    let source = clean_abs(&m.source);
+                    // Symlinks in the source resolve inside the context or stage, never on the
+                    // host: mount(2) would follow them before the chroot.
+                    let resolve_in = |view: &FsView, path: &str| {
+                        view.resolve(path, true)
+                            .map_err(|e| Error::Usage(format!("--mount source: {e}")))
+                    };
                     let (lowers, key, subpath, file) = if m.from.is_empty() {
                         // The build context: keyed by the content of what is mounted.
                         let view = self.context_view()?;
+                        let source = resolve_in(&view, &clean_abs(&m.source))?;
                         let entries = view.subtree(&source);
                         if entries.is_empty() {
                             return Err(Error::Usage(format!(
@@ -1424,6 +1425,7 @@ impl<'a> Builder<'a> {
                     } else {
                         let other = self.other_state(&m.from, stage, line, "mount from").await?;
                         let layers: Vec<LayerRef> = other.layers.clone();
+                        let source = resolve_in(&other.view, &clean_abs(&m.source))?;
                         let source_is_file = matches!(
                             other.view.stat(&source),
                             Ok(Some((_, node))) if !node.is_dir()
@@ -1437,7 +1439,7 @@ impl<'a> Builder<'a> {
                             source_is_file,
                         )
                     };
-                    keys.push(format!("bind {key} {source} {target} {}", m.readonly));
+                    keys.push(format!("bind {key} {} {target} {}", m.source, m.readonly));
                     out.push(run::SandboxMount {
                         target,
                         source: run::MountSource::Layers {
@@ -1450,6 +1452,8 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        // Parents before children, as BuildKit mounts them (client/llb/exec.go sorts by target).
+        out.sort_by(|a, b| a.target.cmp(&b.target));
         Ok((out, keys, locks))
     }
 
@@ -2102,18 +2106,6 @@ fn link_or_copy(source: &Path, target: &Path) -> Result<()> {
         std::fs::copy(source, target).map_err(|e| Error::io(target, e))?;
     }
     Ok(())
-}
-
-/// The env variable names `--mount=type=secret,env=NAME` sets (kept out of cache keys).
-fn secret_env_names(mounts: &[String]) -> Vec<String> {
-    mounts
-        .iter()
-        .flat_map(|m| super::dockerfile::csv_fields(m).unwrap_or_default())
-        .filter_map(|f| {
-            let (key, value) = f.split_once('=')?;
-            key.eq_ignore_ascii_case("env").then(|| value.to_string())
-        })
-        .collect()
 }
 
 /// How BuildKit's history shows a RUN (runCommandString): `|N K=V ...` for the stage's ARGs

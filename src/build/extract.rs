@@ -176,6 +176,9 @@ impl Applier<'_> {
             return Ok(());
         }
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
+            if matches!(hidden, "" | "." | "..") || hidden.contains('/') {
+                return Err(self.reject(&name, "is a whiteout of nothing or of a parent"));
+            }
             self.stats.whiteouts += 1;
             let path = dir.join(hidden);
             remove_any(&path).map_err(|e| Error::io(&path, e))?;
@@ -696,6 +699,9 @@ mod tests {
                 vec![E::Hardlink("dangling", "nothing/here")],
                 "does not have",
             ),
+            (vec![E::File(".wh...", "", 0o644)], "whiteout of nothing"),
+            (vec![E::File(".wh..", "", 0o644)], "whiteout of nothing"),
+            (vec![E::File("etc/.wh.", "", 0o644)], "whiteout of nothing"),
             (
                 vec![E::File("f", "x", 0o644), E::File("f/child", "x", 0o644)],
                 "needs `f` to be a directory",

@@ -293,6 +293,29 @@ async fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
             *counts.entry(severity.clone()).or_default() += n;
         }
     }
+    // A gate needs finished scans: an unfinished or failed one must not pass as "no findings".
+    if !fail_on.is_empty()
+        && let Some(scan) = scans
+            .iter()
+            .find(|s| !matches!(s.report.status.as_str(), "COMPLETE" | "ACTIVE"))
+    {
+        return Err(Error::Gate {
+            message: format!(
+                "scan gate: the scan of {}@{} is {}{}",
+                reference.repository_name(),
+                scan.digest,
+                scan.report.status,
+                scan.report
+                    .description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
+            hint: Some(
+                "pass --wait (and a long enough --timeout) so the gate sees a finished scan".into(),
+            ),
+        });
+    }
     let reached: Vec<String> = fail_on
         .iter()
         .filter(|s| counts.get(*s).copied().unwrap_or(0) > 0)

@@ -671,3 +671,25 @@ fn a_fresh_runner_reuses_run_layers_from_a_cache_artifact() {
     third.ok();
     assert!(tree.unwrap().contains_key("/again"));
 }
+
+#[test]
+fn bind_sources_never_follow_symlinks_out_of_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let outside = dir.path().join("outside-secret");
+    std::fs::write(&outside, "host file").unwrap();
+    std::os::unix::fs::symlink(&outside, ctx.join("escape")).unwrap();
+    std::os::unix::fs::symlink("../outside-secret", ctx.join("climb")).unwrap();
+    for source in ["escape", "climb"] {
+        let (run, _) = build_tree(
+            dir.path(),
+            &format!(
+                "FROM $BASE\nRUN --mount=type=bind,source={source},target=/m cat /m > /leak\n"
+            ),
+            &[],
+            &[],
+        );
+        run.fails_with(1, "not found in the build context");
+    }
+}
