@@ -223,11 +223,6 @@ enum Setup {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    Mknod {
-        path: CString,
-        mode: libc::mode_t,
-        dev: libc::dev_t,
-    },
     Symlink {
         target: CString,
         link: CString,
@@ -267,7 +262,6 @@ fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
                     data.as_ref()
                         .map_or(std::ptr::null(), |d| d.as_ptr().cast()),
                 ))?,
-                Setup::Mknod { path, mode, dev } => check(libc::mknod(path.as_ptr(), *mode, *dev))?,
                 Setup::Symlink { target, link } => {
                     check(libc::symlink(target.as_ptr(), link.as_ptr()))?
                 }
@@ -297,6 +291,60 @@ pub fn check_sandbox() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Err(no_sandbox("hoist is not running as root"));
+    }
+    Ok(())
+}
+
+/// The capabilities a RUN keeps: Docker's and BuildKit's default set (CHOWN, DAC_OVERRIDE,
+/// FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT,
+/// MKNOD, AUDIT_WRITE, SETFCAP): no CAP_SYS_ADMIN, so no mounts and no way out.
+const DEFAULT_CAPABILITIES: u64 = 0xa80425fb;
+
+/// Drops every other capability from the bounding, permitted, effective and inheritable
+/// sets. Only system calls: it runs between fork and exec.
+unsafe fn limit_capabilities() -> std::io::Result<()> {
+    for cap in 0..64 {
+        if DEFAULT_CAPABILITIES & (1 << cap) == 0 {
+            // SAFETY: prctl with plain integers; EINVAL past the kernel's last capability.
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+            if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let low = DEFAULT_CAPABILITIES as u32;
+    let high = (DEFAULT_CAPABILITIES >> 32) as u32;
+    let header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: low,
+            permitted: low,
+            inheritable: low,
+        },
+        Data {
+            effective: high,
+            permitted: high,
+            inheritable: high,
+        },
+    ];
+    // SAFETY: capset with a v3 header and two data words, as the kernel expects.
+    if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -372,11 +420,12 @@ pub fn run(
             flags: libc::MS_REC | libc::MS_PRIVATE,
             data: None,
         },
+        // nodev: device nodes in the image (or made by the command) open nothing.
         Setup::Mount {
             source: cstring("overlay")?,
             target: cpath(&merged)?,
             fstype: Some(cstring("overlay")?),
-            flags: 0,
+            flags: libc::MS_NODEV,
             data: Some(cstring(&overlay_options)?),
         },
         Setup::Mount {
@@ -397,22 +446,20 @@ pub fn run(
             source: cstring("tmpfs")?,
             target: cpath(&inside(&builtin("dev")))?,
             fstype: Some(cstring("tmpfs")?),
-            flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_STRICTATIME,
             data: Some(cstring("mode=755,size=65536k")?),
         },
     ];
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        steps.push(Setup::Mknod {
-            path: cpath(&inside(&builtin("dev")).join(name))?,
-            mode: libc::S_IFCHR | 0o666,
-            dev: libc::makedev(major, minor),
+    // The host's own nodes, each bound onto a file of the nodev /dev.
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let node = cpath(&inside(&builtin("dev")).join(name))?;
+        steps.push(Setup::CreateFile { path: node.clone() });
+        steps.push(Setup::Mount {
+            source: cpath(&Path::new("/dev").join(name))?,
+            target: node,
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
         });
     }
     for (link, target) in [
@@ -529,6 +576,10 @@ pub fn run(
         .argv
         .split_first()
         .ok_or_else(|| Error::Usage("RUN has an empty command".into()))?;
+    // spawn() returns only once the command ended (the waiting process never execs), so the
+    // output is read from our own pipes by threads started before it.
+    let (out_reader, out_writer) = std::io::pipe().map_err(|e| Error::io("<pipe>", e))?;
+    let (err_reader, err_writer) = std::io::pipe().map_err(|e| Error::io("<pipe>", e))?;
     let mut command = Command::new(program);
     command
         .args(args)
@@ -539,39 +590,99 @@ pub fn run(
                 .map(|kv| kv.split_once('=').unwrap_or((kv, ""))),
         )
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(out_writer)
+        .stderr(err_writer);
     // SAFETY: the closure only makes system calls on data prepared above (no allocation).
     unsafe {
         command.pre_exec(move || {
-            let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+            let fail = || Err(std::io::Error::last_os_error());
+            let mut flags =
+                libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
             if new_net {
                 flags |= libc::CLONE_NEWNET;
             }
             if libc::unshare(flags) != 0 {
-                return Err(std::io::Error::last_os_error());
+                return fail();
+            }
+            // The command must be pid 1 of the new PID namespace (its own /proc, and every
+            // process it leaves behind dies with it): this process waits for it and exits
+            // with its status.
+            match libc::fork() {
+                -1 => return fail(),
+                0 => {}
+                pid => {
+                    let mut status = 0;
+                    while libc::waitpid(pid, &mut status, 0) == -1 {}
+                    let code = if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        128 + libc::WTERMSIG(status)
+                    };
+                    libc::_exit(code);
+                }
             }
             let hostname = b"buildkitsandbox";
             if libc::sethostname(hostname.as_ptr().cast(), hostname.len()) != 0 {
-                return Err(std::io::Error::last_os_error());
+                return fail();
             }
             run_setup(&steps)?;
-            if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
-                return Err(std::io::Error::last_os_error());
+            // pivot_root, not chroot: the host's root is gone from this mount namespace.
+            if libc::chdir(root.as_ptr()) != 0
+                || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
+                || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
+                || libc::chdir(c"/".as_ptr()) != 0
+                || libc::chdir(cwd.as_ptr()) != 0
+            {
+                return fail();
             }
-            if libc::chdir(cwd.as_ptr()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            limit_capabilities()?;
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0
                 || libc::setgid(gid) != 0
                 || libc::setuid(uid) != 0
             {
-                return Err(std::io::Error::last_os_error());
+                return fail();
             }
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|e| {
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(out_reader) as Box<dyn std::io::Read + Send>,
+        Box::new(err_reader),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
+                let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
+            }
+        })
+    })
+    .collect();
+    drop(sender);
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let spawned = std::thread::scope(|scope| {
+        let spawning = scope.spawn(|| {
+            let spawned = command.spawn();
+            // Our copies of the pipe ends: the readers see EOF once the command is gone.
+            drop(command);
+            spawned
+        });
+        for line in lines {
+            output(&line);
+            let mut tail = tail.lock().expect("tail lock");
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        spawning.join().expect("the spawning thread does not panic")
+    });
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let mut child = spawned.map_err(|e| {
         if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
             return no_sandbox(&e.to_string());
         }
@@ -585,40 +696,17 @@ pub fn run(
             spec.argv.join(" ")
         ))
     })?;
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let (sender, lines) = std::sync::mpsc::channel::<String>();
-    let readers: Vec<_> = [
-        Box::new(stdout) as Box<dyn std::io::Read + Send>,
-        Box::new(stderr),
-    ]
-    .into_iter()
-    .map(|stream| {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
-                let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
-            }
-        })
-    })
-    .collect();
-    drop(sender);
-    let mut tail = std::collections::VecDeque::new();
-    for line in lines {
-        output(&line);
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-    for reader in readers {
-        let _ = reader.join();
-    }
     let status = child.wait().map_err(|e| Error::io("<RUN>", e))?;
     use std::os::unix::process::ExitStatusExt;
+    let tail = std::mem::take(&mut *tail.lock().expect("tail lock"));
+    // The waiting process reports a signal as 128 + its number.
+    let (code, signal) = match status.code() {
+        Some(code) if code > 128 && code < 128 + 65 => (None, Some(code - 128)),
+        code => (code, status.signal()),
+    };
     Ok(Outcome {
-        code: status.code(),
-        signal: status.signal(),
+        code,
+        signal,
         tail: tail.into_iter().collect(),
         stubs,
     })

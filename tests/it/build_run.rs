@@ -693,3 +693,45 @@ fn bind_sources_never_follow_symlinks_out_of_the_context() {
         run.fails_with(1, "not found in the build context");
     }
 }
+
+#[test]
+fn the_sandbox_keeps_the_command_away_from_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM $BASE\n\
+        RUN grep CapEff /proc/self/status > /capeff\n\
+        RUN ls /proc | grep -c '^[0-9]' > /pids\n\
+        RUN cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c hoist-canary > /canary || true\n\
+        RUN mount -t tmpfs none /mnt 2>/dev/null && echo mounted > /mounted || echo refused > /mounted\n\
+        RUN mknod /tmp/disk b 8 0 2>/dev/null; head -c1 /tmp/disk >/dev/null 2>&1 && echo read > /disk || echo blocked > /disk; rm -f /tmp/disk\n\
+        RUN (sleep 600 &) ; echo left a process behind\n";
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("$BASE", &base())).unwrap();
+    let out = dir.path().join("out");
+    let run = Hoist::new()
+        .env("HOIST_CACHE_DIR", dir.path().join("cache"))
+        .env("HOIST_TEST_CANARY", "hoist-canary-value")
+        .run([
+            "build",
+            ctx.to_str().unwrap(),
+            "-o",
+            &format!("oci:{}:img", out.display()),
+        ]);
+    run.ok();
+    crate::harness::tree::unpack_layout(&out, "img", &dir.path().join("unpack"));
+    let read =
+        |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
+    // Docker's and BuildKit's default capability set, nothing more.
+    assert_eq!(read("capeff").trim(), "CapEff:\t00000000a80425fb");
+    assert!(
+        read("pids").trim().parse::<u32>().unwrap() < 10,
+        "host processes are visible"
+    );
+    assert_eq!(
+        read("canary").trim(),
+        "0",
+        "hoist's environment is readable"
+    );
+    assert_eq!(read("mounted").trim(), "refused");
+    assert_eq!(read("disk").trim(), "blocked");
+}
