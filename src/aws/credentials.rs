@@ -26,12 +26,13 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// The SDK config for `region` with credentials resolved once now, so that missing or broken
-/// credentials give one clear error instead of a failure deep inside the first API call.
+/// credentials give one clear error instead of a failure deep inside the first API call; and
+/// the access key id they resolved to (not secret), which says whose they are.
 pub async fn load(
     region: &str,
     settings: &AwsSettings,
     reporter: &Arc<dyn Reporter>,
-) -> Result<SdkConfig> {
+) -> Result<(SdkConfig, String)> {
     let region = Region::new(region.to_string());
     let provider = match web_identity_from_env(settings, reporter, &region)? {
         Some(provider) => SharedCredentialsProvider::new(provider),
@@ -47,15 +48,17 @@ pub async fn load(
         .await
         .map_err(|e| credentials_error(&e))?;
     tracing::debug!("AWS credentials resolved");
+    let identity = first.access_key_id().to_string();
     let primed = Primed {
         first: Mutex::new(Some(first)),
         inner: provider,
     };
-    Ok(aws_config::defaults(BehaviorVersion::latest())
+    let config = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .credentials_provider(primed)
         .load()
-        .await)
+        .await;
+    Ok((config, identity))
 }
 
 /// Hands out the credentials resolved up front once, then asks the real provider (the SDK's
@@ -294,21 +297,6 @@ impl ProvideCredentials for EnvWebIdentity {
         Self: 'a,
     {
         future::ProvideCredentials::new(self.assume())
-    }
-}
-
-/// A short description of which identity is in use, safe to show and to use as a cache key:
-/// the access key id (not secret), the role, or the profile.
-pub fn identity_label() -> String {
-    if let Some(key) = env("AWS_ACCESS_KEY_ID") {
-        format!("key:{key}")
-    } else if let Some(role) = env("AWS_ROLE_ARN") {
-        format!("role:{role}")
-    } else {
-        format!(
-            "profile:{}",
-            env("AWS_PROFILE").unwrap_or_else(|| "default".into())
-        )
     }
 }
 

@@ -192,7 +192,12 @@ impl Aws {
         ecr: &EcrHost,
         refresh: bool,
     ) -> Result<Credential> {
-        let key = token_key(registry, &super::credentials::identity_label());
+        // Keyed by the identity the credentials resolved to, not by what the environment
+        // claims: a job that only names a role must not get the token of one that assumed it.
+        let key = token_key(
+            registry,
+            &format!("key:{}", self.identity(&ecr.region).await?),
+        );
         let store = TokenStore::open();
         let now = now_unix();
         if !refresh && let Some(token) = store.as_ref().and_then(|s| s.get(&key, now)) {

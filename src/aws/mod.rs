@@ -33,7 +33,7 @@ impl AwsSettings {
 }
 
 /// A loaded SDK config, or why loading failed (message, hint).
-type LoadedConfig = Result<SdkConfig, (String, Option<String>)>;
+type LoadedConfig = Result<(SdkConfig, String), (String, Option<String>)>;
 
 /// One run's AWS context: SDK configs per region (credentials resolved once) and what ECR told
 /// us about repositories.
@@ -57,6 +57,15 @@ impl Aws {
 
     /// The SDK config for `region`, loading credentials on first use.
     pub async fn config(&self, region: &str) -> Result<SdkConfig> {
+        Ok(self.loaded(region).await?.0)
+    }
+
+    /// The access key id the credentials for `region` resolved to: whose they are.
+    pub async fn identity(&self, region: &str) -> Result<String> {
+        Ok(self.loaded(region).await?.1)
+    }
+
+    async fn loaded(&self, region: &str) -> Result<(SdkConfig, String)> {
         let mut configs = self.configs.lock().await;
         let known = match configs.get(region) {
             Some(known) => known.clone(),

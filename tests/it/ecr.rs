@@ -855,3 +855,41 @@ fn auto_tags_on_an_immutable_repository_push_fixed_tags_and_skip_moving_ones() {
     tags.sort();
     assert_eq!(tags, ["89abcdef", "v1.0.0"]);
 }
+
+#[test]
+fn a_stored_token_is_never_handed_to_a_job_that_only_names_the_role() {
+    use sha2::Digest;
+    let env = ecr();
+    env.create_repository("stored/role", "MUTABLE");
+    let state = tempfile::tempdir().unwrap();
+    let role = "arn:aws:iam::123456789012:role/push-prod";
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}", env.password()));
+    // A token stored by some earlier job, under every key that names the role.
+    let mut tokens = serde_json::Map::new();
+    for label in [format!("role:{role}"), format!("key:{role}")] {
+        let key = hex::encode(sha2::Sha256::digest(
+            format!("{ECR_HOST}\n{label}").as_bytes(),
+        ))[..32]
+            .to_string();
+        tokens.insert(
+            key,
+            json!({"registry": ECR_HOST, "token": token, "expires_at": now() + 3600}),
+        );
+    }
+    std::fs::create_dir_all(state.path().join("hoist")).unwrap();
+    std::fs::write(
+        state.path().join("hoist/ecr-tokens.json"),
+        json!({"tokens": tokens}).to_string(),
+    )
+    .unwrap();
+    let run = push(
+        env.hoist()
+            .env("XDG_STATE_HOME", state.path())
+            .env("AWS_ROLE_ARN", role),
+        image_context("role-only").path(),
+        &format!("{ECR_HOST}/stored/role:v1"),
+        &[],
+    );
+    run.fails_with(1, "no AWS credentials found");
+    assert!(image_tags("stored/role").is_empty());
+}
