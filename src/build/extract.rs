@@ -370,14 +370,50 @@ pub async fn layer_dir(
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let media_type = layer.media_type.clone();
     let root = work.clone();
+    let expected = diff_id.clone();
     tokio::task::spawn_blocking(move || {
-        let tar = layer_tar_reader(&media_type, reader, &what)?;
-        apply_layer(&root, tar, &what, true, Style::Overlay)
+        // The directory is shared under the diff ID the image claims: the bytes must hash to
+        // it, or one image could plant files for every other that names the same diff ID.
+        let mut tar = HashingReader {
+            inner: layer_tar_reader(&media_type, reader, &what)?,
+            hasher: crate::digest::Hasher::new("sha256")?,
+        };
+        apply_layer(&root, &mut tar, &what, true, Style::Overlay)?;
+        std::io::copy(&mut tar, &mut std::io::sink())
+            .map_err(|e| error_from_reader(e, &what, "unreadable tar"))?;
+        let actual = tar.hasher.finish();
+        if actual != expected {
+            return Err(Error::DigestMismatch {
+                what: format!("{what} (uncompressed, the config's diff ID)"),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
     })
     .await
-    .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))??;
+    .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))
+    .and_then(|r| r)
+    .inspect_err(|_| {
+        // Nothing half-unpacked stays behind.
+        let _ = std::fs::remove_dir_all(&work);
+    })?;
     std::fs::rename(&work, &done).map_err(|e| Error::io(&done, e))?;
     Ok(done)
+}
+
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: crate::digest::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn c_path(path: &Path) -> Result<CString> {
@@ -619,6 +655,13 @@ mod tests {
         layout.write_blob_bytes(&desc, tar.into()).await.unwrap();
         let source = crate::source::Source::Layout { layout, name: None };
         let local = dir.path().join("local");
+        // A diff ID the bytes do not hash to is refused, and nothing is kept under it.
+        let claimed = Digest::sha256_of(b"another layer");
+        let refused = layer_dir(&local, &source, &desc, &claimed)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("diff ID"), "{refused}");
+        assert!(!local.join("layers").join(claimed.hex()).exists());
         let (first, second) = tokio::join!(
             layer_dir(&local, &source, &desc, &diff_id),
             layer_dir(&local, &source, &desc, &diff_id)
