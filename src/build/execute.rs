@@ -1162,6 +1162,8 @@ impl<'a> Builder<'a> {
         }
         // The environment before secrets are added to it: what goes into the cache key.
         let visible_env = env.clone();
+        // Secret files live only as long as this step, whatever happens to it.
+        let _secrets = RemovedOnDrop(self.work.path().join("secrets"));
         let (mut sandbox_mounts, mut mount_keys, _locks) = self
             .run_mounts(state, stage, line, mounts, &cwd, &mut env)
             .await?;
@@ -1335,7 +1337,11 @@ impl<'a> Builder<'a> {
                         let dir = self.work.path().join("secrets");
                         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                         let file = dir.join(n.to_string());
-                        crate::fsutil::write_atomic(&file, &value, m.mode.unwrap_or(0o400))?;
+                        crate::fsutil::write_atomic(
+                            &file,
+                            &value,
+                            m.mode.unwrap_or(0o400) & 0o777,
+                        )?;
                         std::os::unix::fs::lchown(&file, m.uid.or(Some(0)), m.gid.or(Some(0)))
                             .map_err(|e| Error::io(&file, e))?;
                         out.push(run::SandboxMount {
@@ -2098,6 +2104,15 @@ fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<Str
         }
     }
     Ok(if single_file { "/file" } else { "/" }.to_string())
+}
+
+/// A directory removed (with what it holds) when this goes out of scope.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A hard link to `source` at `target`, or a copy when they are on different file systems.

@@ -514,7 +514,12 @@ pub fn run(
                     source,
                     target: target.clone(),
                     fstype: None,
-                    flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+                    flags: libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | libc::MS_RDONLY
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV
+                        | libc::MS_REC,
                     data: None,
                 });
             }
