@@ -462,7 +462,30 @@ pub fn run(
             data: None,
         });
     }
+    // /dev/shm (POSIX semaphores, multiprocessing) and a private /dev/pts with /dev/ptmx.
+    let dev_dir = inside(&builtin("dev"));
+    steps.push(Setup::Mkdir {
+        path: cpath(&dev_dir.join("shm"))?,
+    });
+    steps.push(Setup::Mount {
+        source: cstring("shm")?,
+        target: cpath(&dev_dir.join("shm"))?,
+        fstype: Some(cstring("tmpfs")?),
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: Some(cstring("mode=1777,size=65536k")?),
+    });
+    steps.push(Setup::Mkdir {
+        path: cpath(&dev_dir.join("pts"))?,
+    });
+    steps.push(Setup::Mount {
+        source: cstring("devpts")?,
+        target: cpath(&dev_dir.join("pts"))?,
+        fstype: Some(cstring("devpts")?),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(cstring("newinstance,ptmxmode=0666,mode=0620")?),
+    });
     for (link, target) in [
+        ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),

@@ -703,7 +703,8 @@ fn the_sandbox_keeps_the_command_away_from_the_host() {
         RUN cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c hoist-canary > /canary || true\n\
         RUN mount -t tmpfs none /mnt 2>/dev/null && echo mounted > /mounted || echo refused > /mounted\n\
         RUN mknod /tmp/disk b 8 0 2>/dev/null; head -c1 /tmp/disk >/dev/null 2>&1 && echo read > /disk || echo blocked > /disk; rm -f /tmp/disk\n\
-        RUN (sleep 600 &) ; echo left a process behind\n";
+        RUN (sleep 600 &) ; echo left a process behind\n\
+        RUN touch /dev/shm/x && test -c /dev/ptmx && test -d /dev/pts && echo ok > /dev-ok\n";
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("$BASE", &base())).unwrap();
@@ -734,4 +735,5 @@ fn the_sandbox_keeps_the_command_away_from_the_host() {
     );
     assert_eq!(read("mounted").trim(), "refused");
     assert_eq!(read("disk").trim(), "blocked");
+    assert_eq!(read("dev-ok").trim(), "ok");
 }
