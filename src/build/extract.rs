@@ -25,7 +25,8 @@ const OPAQUE: &str = ".wh..wh..opq";
 /// How whiteouts are applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    /// Onto a root file system: a whiteout deletes what lower layers put there.
+    /// Onto a root file system: a whiteout deletes what lower layers put there (for the
+    /// `container` isolation to come, which unpacks a stage in place; tested today).
     Merge,
     /// Into a layer directory of its own, as overlayfs wants lower layers: a whiteout becomes
     /// a 0/0 character device, an opaque directory gets `trusted.overlay.opaque=y`.
@@ -327,15 +328,6 @@ impl Applier<'_> {
     }
 }
 
-/// The chain ID of a stack of layers (OCI image spec): the first layer's diff ID, then
-/// `sha256(parent_chain_id + " " + diff_id)` for each further layer.
-pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
-    let (first, rest) = diff_ids.split_first()?;
-    Some(rest.iter().fold(first.clone(), |chain, diff_id| {
-        Digest::sha256_of(format!("{chain} {diff_id}").as_bytes())
-    }))
-}
-
 /// A layer unpacked as an overlayfs lower directory, `local/layers/<diff id>` in the cache
 /// dir: unpacked once and shared by every build and image with that layer (a layer's tar does
 /// not depend on the layers under it). The first build unpacks into a temporary directory
@@ -619,18 +611,6 @@ mod tests {
         assert_eq!(stats.whiteouts, 2);
         assert_eq!(stats.devices_skipped, 1);
         assert!(!r.join("dev-null").exists());
-    }
-
-    #[test]
-    fn chain_ids_follow_the_image_spec() {
-        let a = Digest::sha256_of(b"a");
-        let b = Digest::sha256_of(b"b");
-        assert_eq!(chain_id(&[]), None);
-        assert_eq!(chain_id(std::slice::from_ref(&a)), Some(a.clone()));
-        assert_eq!(
-            chain_id(&[a.clone(), b.clone()]),
-            Some(Digest::sha256_of(format!("{a} {b}").as_bytes()))
-        );
     }
 
     #[tokio::test]
