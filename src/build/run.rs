@@ -230,6 +230,9 @@ enum Setup {
     Mkdir {
         path: CString,
     },
+    Chdir {
+        path: CString,
+    },
     CreateFile {
         path: CString,
     },
@@ -266,6 +269,7 @@ fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
                     check(libc::symlink(target.as_ptr(), link.as_ptr()))?
                 }
                 Setup::Mkdir { path } => check(libc::mkdir(path.as_ptr(), 0o755))?,
+                Setup::Chdir { path } => check(libc::chdir(path.as_ptr()))?,
                 Setup::CreateFile { path } => {
                     let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
                     if fd < 0 {
@@ -349,6 +353,30 @@ unsafe fn limit_capabilities() -> std::io::Result<()> {
     Ok(())
 }
 
+/// overlay's `lowerdir=` value for `lowers`, and the directory to mount from. mount(2) takes
+/// one page of options: lower directories side by side (the cache's `layers/`) are named
+/// relative to their parent, mounted from there, so dozens of layers fit.
+fn lowerdir_option(lowers: &[PathBuf]) -> (Option<PathBuf>, String) {
+    let shared_parent = lowers
+        .first()
+        .and_then(|l| l.parent())
+        .filter(|p| lowers.iter().all(|l| l.parent() == Some(*p)))
+        .map(Path::to_path_buf);
+    let lowerdir = lowers
+        .iter()
+        .map(|l| match &shared_parent {
+            Some(_) => l
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            None => l.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(":");
+    (shared_parent, lowerdir)
+}
+
 /// The default `/etc/hosts` of a RUN (BuildKit's, with the host network).
 const HOSTS: &str =
     "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -400,11 +428,7 @@ pub fn run(
     let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
     std::fs::write(&resolv, host_resolv).map_err(|e| Error::io(&resolv, e))?;
 
-    let lowerdir = lowers
-        .iter()
-        .map(|l| l.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
+    let (shared_parent, lowerdir) = lowerdir_option(lowers);
     let overlay_options = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         upper.display(),
@@ -419,6 +443,9 @@ pub fn run(
             fstype: None,
             flags: libc::MS_REC | libc::MS_PRIVATE,
             data: None,
+        },
+        Setup::Chdir {
+            path: cpath(shared_parent.as_deref().unwrap_or(Path::new("/")))?,
         },
         // nodev: device nodes in the image (or made by the command) open nothing.
         Setup::Mount {
@@ -567,17 +594,16 @@ pub fn run(
                     let path = dir.join(sub);
                     std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
                 }
-                let lowerdir = if stage.is_empty() {
+                let (parent, lowerdir) = if stage.is_empty() {
                     let empty = dir.join("empty");
                     std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
-                    empty.display().to_string()
+                    (None, empty.display().to_string())
                 } else {
-                    stage
-                        .iter()
-                        .map(|l| l.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(":")
+                    lowerdir_option(stage)
                 };
+                steps.push(Setup::Chdir {
+                    path: cpath(parent.as_deref().unwrap_or(Path::new("/")))?,
+                });
                 steps.push(Setup::Mount {
                     source: cstring("overlay")?,
                     target: cpath(&dir.join("merged"))?,

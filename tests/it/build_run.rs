@@ -737,3 +737,24 @@ fn the_sandbox_keeps_the_command_away_from_the_host() {
     assert_eq!(read("disk").trim(), "blocked");
     assert_eq!(read("dev-ok").trim(), "ok");
 }
+
+#[test]
+fn a_run_on_top_of_many_layers() {
+    // More lower directories than fit into one page of absolute mount options.
+    let dir = tempfile::tempdir().unwrap();
+    let mut dockerfile = String::from("FROM $BASE\n");
+    let mut files = Vec::new();
+    for i in 0..60 {
+        dockerfile.push_str(&format!("COPY f{i} /many/\n"));
+        files.push((format!("f{i}"), format!("{i}")));
+    }
+    dockerfile.push_str("RUN ls /many | wc -l > /count\n");
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (run, _) = build_tree(dir.path(), &dockerfile, &files, &[]);
+    run.ok();
+    let count = std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs/count")).unwrap();
+    assert_eq!(count.trim(), "60");
+}
