@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsview::{Content, FsView, Kind, Node, clean_abs, join, parent_of};
+use super::fsview::{Content, FsView, Kind, Node, Special, clean_abs, join, parent_of};
 use crate::digest::error_from_reader;
 use crate::error::{Error, Result};
 use crate::fsutil::write_cache_entry;
@@ -19,7 +19,7 @@ use crate::source::Source;
 /// Files whose content the index keeps, for user and group lookups.
 const CAPTURED: [&str; 2] = ["/etc/passwd", "/etc/group"];
 /// Bump when the cached format changes, so old entries are ignored rather than misread.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum EntryKind {
@@ -98,7 +98,17 @@ pub fn read_index(tar: impl Read, what: &str) -> Result<LayerIndex> {
                     let target = link()?;
                     Kind::Hardlink(entry_path(target.as_bytes(), what)?)
                 }
-                _ => Kind::Other,
+                tar::EntryType::Fifo => Kind::Other(Special::Fifo),
+                tar::EntryType::Char => Kind::Other(Special::Char {
+                    major: header.device_major().ok().flatten().unwrap_or(0),
+                    minor: header.device_minor().ok().flatten().unwrap_or(0),
+                }),
+                tar::EntryType::Block => Kind::Other(Special::Block {
+                    major: header.device_major().ok().flatten().unwrap_or(0),
+                    minor: header.device_minor().ok().flatten().unwrap_or(0),
+                }),
+                // Anything else a tar may hold has no place in a file tree.
+                _ => continue,
             };
             (path, EntryKind::Node(kind))
         };

@@ -244,7 +244,7 @@ impl Cache {
                 Kind::File => write!(line, "file"),
                 Kind::Symlink(t) => write!(line, "symlink {t:?}"),
                 Kind::Hardlink(t) => write!(line, "hardlink {t:?}"),
-                Kind::Other => write!(line, "other"),
+                Kind::Other(special) => write!(line, "other {special:?}"),
             };
             let _ = write!(
                 line,

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::fsview::{Content, FsView, Kind, Node};
+use super::fsview::{Content, FsView, Kind, Node, Special};
 use super::ignore::{PatternMatcher, parse_ignore_file};
 use crate::error::{Error, Result};
 
@@ -188,10 +188,11 @@ impl Context {
             } else if file_type.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
                 Kind::Symlink(target.to_string_lossy().into_owned())
-            } else if std::os::unix::fs::FileTypeExt::is_socket(&file_type) {
-                continue;
+            } else if let Some(special) = Special::of(&meta) {
+                Kind::Other(special)
             } else {
-                Kind::Other
+                // Sockets (and anything stranger) are not copied, as BuildKit skips them.
+                continue;
             };
             let size = if kind == Kind::File { meta.len() } else { 0 };
             if kind == Kind::File {

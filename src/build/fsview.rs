@@ -19,8 +19,34 @@ pub enum Kind {
     Symlink(String),
     /// A hard link to another path of the image (absolute).
     Hardlink(String),
-    /// Devices, fifos, sockets: carried over from a base, never created by COPY.
-    Other,
+    /// Fifos and device nodes (a RUN makes them; bases and contexts carry them).
+    Other(Special),
+}
+
+/// What kind of special file, with a device's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Special {
+    Fifo,
+    Char { major: u32, minor: u32 },
+    Block { major: u32, minor: u32 },
+}
+
+impl Special {
+    /// The special file `meta` describes, if it is one (sockets are not: they are skipped).
+    pub fn of(meta: &std::fs::Metadata) -> Option<Special> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let file_type = meta.file_type();
+        let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+        if file_type.is_fifo() {
+            Some(Special::Fifo)
+        } else if file_type.is_char_device() {
+            Some(Special::Char { major, minor })
+        } else if file_type.is_block_device() {
+            Some(Special::Block { major, minor })
+        } else {
+            None
+        }
+    }
 }
 
 /// Where a file's bytes are.

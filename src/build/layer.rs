@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::fsview::{Content, Kind, Node};
+use super::fsview::{Content, Kind, Node, Special};
 use crate::compress::{BlockWriter, Codec};
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
@@ -148,9 +148,19 @@ fn append_entry<W: Write>(
                 .append_link(&mut header, name, target.trim_start_matches('/'))
                 .map_err(tar_err)
         }
-        Kind::Other => Err(Error::Usage(format!(
-            "{path}: copying device nodes, fifos or sockets is not supported"
-        ))),
+        Kind::Other(special) => {
+            let (kind, major, minor) = match special {
+                Special::Fifo => (tar::EntryType::Fifo, 0, 0),
+                Special::Char { major, minor } => (tar::EntryType::Char, *major, *minor),
+                Special::Block { major, minor } => (tar::EntryType::Block, *major, *minor),
+            };
+            header.set_entry_type(kind);
+            header.set_device_major(major).map_err(tar_err)?;
+            header.set_device_minor(minor).map_err(tar_err)?;
+            builder
+                .append_data(&mut header, name, std::io::empty())
+                .map_err(tar_err)
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::fsview::{Content, Kind, Node};
+use super::fsview::{Content, Kind, Node, Special};
 use crate::error::{Error, Result};
 
 /// Whether overlayfs marked the directory opaque (it hides everything below it).
@@ -319,8 +319,13 @@ fn node_of(path: &Path, meta: &std::fs::Metadata) -> Result<Node> {
     } else if file_type.is_file() {
         node.size = meta.len();
         node.content = Content::Local(path.to_path_buf());
+    } else if let Some(special) = Special::of(meta) {
+        node.kind = Kind::Other(special);
     } else {
-        node.kind = Kind::Other;
+        return Err(Error::Usage(format!(
+            "{}: a socket or unknown file type cannot go into a layer",
+            path.display()
+        )));
     }
     Ok(node)
 }

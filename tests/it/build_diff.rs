@@ -717,3 +717,8 @@ run_case!(
     SIMPLE,
     "FROM $BASE\nENV WHO=world\nRUN [\"/bin/sh\", \"-c\", \"echo $WHO '$HOME' > /greeting\"]\nRUN [\"/bin/mkdir\", \"/$WHO\"]\n"
 );
+run_case!(
+    run_makes_fifos_and_device_nodes,
+    SIMPLE,
+    "FROM $BASE\nRUN mkfifo /pipe && mknod /null-copy c 1 3 && chmod 600 /null-copy\n"
+);
