@@ -259,11 +259,18 @@ fn walk_changes(
     out: &mut Vec<(PathBuf, Change)>,
 ) -> Result<()> {
     let dir = upper.join(rel);
-    let mut names: BTreeSet<String> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::io(&dir, e))?;
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+        let name = entry.map_err(|e| Error::io(&dir, e))?.file_name();
+        // Layer entries (and the build's view of files) are UTF-8 paths.
+        let Some(name) = name.to_str() else {
+            return Err(Error::Usage(format!(
+                "the command made {}, whose name is not UTF-8: hoist cannot put it into a layer",
+                dir.join(&name).display()
+            )));
+        };
+        names.insert(name.to_string());
+    }
     if hidden_below {
         // Inside an opaque directory: each lower child not in the upper is deleted.
         for gone in lower_children(lowers, rel) {

@@ -758,3 +758,15 @@ fn a_run_on_top_of_many_layers() {
     let count = std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs/count")).unwrap();
     assert_eq!(count.trim(), "60");
 }
+
+#[test]
+fn a_run_making_a_name_that_is_not_utf8_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nRUN touch \"/$(printf 'caf\\351')\"\n",
+        &[],
+        &[],
+    );
+    run.fails_with(1, "whose name is not UTF-8");
+}
