@@ -737,7 +737,9 @@ pub fn run(
         let _ = reader.join();
     }
     let mut child = spawned.map_err(|e| {
-        if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+        // EPERM comes from setting up namespaces and mounts; EACCES from exec (a file that
+        // is not executable), which the message below covers.
+        if e.raw_os_error() == Some(libc::EPERM) {
             return no_sandbox(&e.to_string());
         }
         let why = if e.kind() == std::io::ErrorKind::NotFound {

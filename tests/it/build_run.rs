@@ -770,3 +770,11 @@ fn a_run_making_a_name_that_is_not_utf8_fails_clearly() {
     );
     run.fails_with(1, "whose name is not UTF-8");
 }
+
+#[test]
+fn a_file_that_is_not_executable_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = build_tree(dir.path(), "FROM $BASE\nRUN [\"/etc/passwd\"]\n", &[], &[]);
+    run.fails_with(1, "process \"/etc/passwd\" cannot start: Permission denied");
+    assert!(!run.stderr.contains("CAP_SYS_ADMIN"), "{}", run.stderr);
+}
