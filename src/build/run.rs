@@ -233,12 +233,28 @@ enum Setup {
     Chdir {
         path: CString,
     },
+    /// The first step, or when it fails the second (an option older kernels lack).
+    Either(Box<Setup>, Box<Setup>),
     CreateFile {
         path: CString,
     },
 }
 
 fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
+    for step in steps {
+        match step {
+            Setup::Either(first, second) => {
+                if run_setup(std::slice::from_ref(first)).is_err() {
+                    run_setup(std::slice::from_ref(second))?;
+                }
+            }
+            other => run_step(other)?,
+        }
+    }
+    Ok(())
+}
+
+fn run_step(step: &Setup) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
             Ok(())
@@ -246,11 +262,12 @@ fn run_setup(steps: &[Setup]) -> std::io::Result<()> {
             Err(std::io::Error::last_os_error())
         }
     };
-    for step in steps {
+    {
         // SAFETY: every pointer is a NUL-terminated string prepared before the fork (no
         // allocation happens here, as required between fork and exec).
         unsafe {
             match step {
+                Setup::Either(..) => unreachable!("run_setup unfolds Either"),
                 Setup::Mount {
                     source,
                     target,
@@ -377,6 +394,17 @@ fn lowerdir_option(lowers: &[PathBuf]) -> (Option<PathBuf>, String) {
     (shared_parent, lowerdir)
 }
 
+/// syncfs(2) on the file system holding `dir`.
+fn sync_file_system(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+    // SAFETY: syncfs on a descriptor we own.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(Error::io(dir, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// The default `/etc/hosts` of a RUN (BuildKit's, with the host network).
 const HOSTS: &str =
     "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -447,14 +475,24 @@ pub fn run(
         Setup::Chdir {
             path: cpath(shared_parent.as_deref().unwrap_or(Path::new("/")))?,
         },
-        // nodev: device nodes in the image (or made by the command) open nothing.
-        Setup::Mount {
-            source: cstring("overlay")?,
-            target: cpath(&merged)?,
-            fstype: Some(cstring("overlay")?),
-            flags: libc::MS_NODEV,
-            data: Some(cstring(&overlay_options)?),
-        },
+        // nodev: device nodes in the image (or made by the command) open nothing. volatile
+        // (Linux 5.10+): no sync on every copy-up, the upper directory is synced once after.
+        Setup::Either(
+            Box::new(Setup::Mount {
+                source: cstring("overlay")?,
+                target: cpath(&merged)?,
+                fstype: Some(cstring("overlay")?),
+                flags: libc::MS_NODEV,
+                data: Some(cstring(format!("{overlay_options},volatile"))?),
+            }),
+            Box::new(Setup::Mount {
+                source: cstring("overlay")?,
+                target: cpath(&merged)?,
+                fstype: Some(cstring("overlay")?),
+                flags: libc::MS_NODEV,
+                data: Some(cstring(&overlay_options)?),
+            }),
+        ),
         Setup::Mount {
             source: cstring("proc")?,
             target: cpath(&inside(&builtin("proc")))?,
@@ -753,6 +791,8 @@ pub fn run(
         ))
     })?;
     let status = child.wait().map_err(|e| Error::io("<RUN>", e))?;
+    // The upper directory may become a shared layer: on disk before anyone relies on it.
+    sync_file_system(&upper)?;
     use std::os::unix::process::ExitStatusExt;
     let tail = std::mem::take(&mut *tail.lock().expect("tail lock"));
     // The waiting process reports a signal as 128 + its number.
