@@ -39,17 +39,12 @@ fn digest(run: &Run) -> String {
 #[test]
 fn a_failing_run_names_the_step_the_command_and_its_last_output() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!(
-            "FROM {}\nRUN for i in $(seq 1 30); do echo line $i; done; echo to stderr >&2; exit 3\n",
-            base()
-        ),
-    )
-    .unwrap();
-    let run = Hoist::new().run(["build", ctx.to_str().unwrap(), "-o", "oci:/dev/null/x"]);
+    let (run, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nRUN for i in $(seq 1 30); do echo line $i; done; echo to stderr >&2; exit 3\n",
+        &[],
+        &[],
+    );
     run.fails_with(1, "Dockerfile:2: process \"/bin/sh -c for i in");
     assert!(
         run.stderr
