@@ -1566,6 +1566,7 @@ impl<'a> Builder<'a> {
         if !dir.exists() {
             std::fs::create_dir_all(local.join("layers"))
                 .map_err(|e| Error::io(local.join("layers"), e))?;
+            let _ = std::fs::remove_file(dir.with_extension("entries"));
             std::fs::rename(sandbox.upper(), &dir).map_err(|e| Error::io(&dir, e))?;
         }
         Ok((layer, dir))
@@ -1574,7 +1575,7 @@ impl<'a> Builder<'a> {
     /// Puts a RUN layer's changes into the stage's view, reading contents from its unpacked
     /// directory.
     fn apply_run_layer(&mut self, state: &mut StageState, dir: &Path) -> Result<()> {
-        for (path, mut node) in snapshot::dir_entries(dir)? {
+        for (path, mut node) in snapshot::layer_dir_entries(dir)? {
             let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
             let parent = if parent.is_empty() { "/" } else { parent };
             if name == ".wh..wh..opq" {

@@ -390,6 +390,8 @@ pub async fn layer_dir(
         // Nothing half-unpacked stays behind.
         let _ = std::fs::remove_dir_all(&work);
     })?;
+    // A listing saved for an earlier directory of this name would not describe this one.
+    let _ = std::fs::remove_file(done.with_extension("entries"));
     std::fs::rename(&work, &done).map_err(|e| Error::io(&done, e))?;
     Ok(done)
 }

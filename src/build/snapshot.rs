@@ -53,6 +53,68 @@ fn whiteout(path: String) -> (String, Node) {
     )
 }
 
+/// One entry of a layer directory's saved listing (contents stay in the directory).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listed {
+    path: String,
+    kind: Kind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    size: u64,
+}
+
+/// [`dir_entries`] of an unpacked layer directory that never changes once made, from a
+/// listing saved beside it (`DIR.entries`) after the first walk: a cached RUN step then
+/// reads one file instead of stat'ing every path of its layer.
+pub fn layer_dir_entries(dir: &Path) -> Result<Vec<(String, Node)>> {
+    let listing = dir.with_extension("entries");
+    if let Some(listed) = std::fs::read(&listing)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<Listed>>(&b).ok())
+    {
+        return Ok(listed
+            .into_iter()
+            .map(|l| {
+                let content = match l.kind {
+                    Kind::File => Content::Local(dir.join(l.path.trim_start_matches('/'))),
+                    _ => Content::None,
+                };
+                let node = Node {
+                    kind: l.kind,
+                    mode: l.mode,
+                    uid: l.uid,
+                    gid: l.gid,
+                    mtime: l.mtime,
+                    size: l.size,
+                    content,
+                };
+                (l.path, node)
+            })
+            .collect());
+    }
+    let entries = dir_entries(dir)?;
+    let listed: Vec<Listed> = entries
+        .iter()
+        .map(|(path, n)| Listed {
+            path: path.clone(),
+            kind: n.kind.clone(),
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            mtime: n.mtime,
+            size: n.size,
+        })
+        .collect();
+    // A listing that cannot be saved only costs a walk next time.
+    let _ = crate::fsutil::write_cache_entry(
+        &listing,
+        &serde_json::to_vec(&listed).expect("listings serialise"),
+    );
+    Ok(entries)
+}
+
 /// Everything in an unpacked overlay layer directory as entries (whiteout devices as `.wh.`
 /// entries, opaque directories with `.wh..wh..opq`): how a stage's view learns a layer.
 pub fn dir_entries(upper: &Path) -> Result<Vec<(String, Node)>> {
@@ -383,4 +445,28 @@ pub fn layer_changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(String, No
         entries.push((abs, node_of(&path, &meta)?));
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_directory_is_walked_once_then_read_from_its_listing() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("layer");
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/a"), "a").unwrap();
+        let first = layer_dir_entries(&dir).unwrap();
+        assert!(parent.path().join("layer.entries").exists());
+        // Unpacked layers never change: a later file is not looked for.
+        std::fs::write(dir.join("etc/b"), "b").unwrap();
+        let second = layer_dir_entries(&dir).unwrap();
+        assert_eq!(second, first);
+        assert_eq!(
+            second.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["/etc", "/etc/a"]
+        );
+        assert_eq!(second[1].1.content, Content::Local(dir.join("etc/a")));
+    }
 }
