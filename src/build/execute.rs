@@ -1153,11 +1153,7 @@ impl<'a> Builder<'a> {
         let groups = supplementary_groups(&state.view, &user, uid);
         if state.env.get("HOME").is_none() {
             // runc adds HOME from the user's /etc/passwd entry, else `/`.
-            let home = read_text(&state.view, "/etc/passwd")
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
-                .map_or("/".to_string(), |f| f[5].to_string());
+            let home = passwd_field(&state.view, uid, 5).unwrap_or_else(|| "/".to_string());
             env.push(format!("HOME={home}"));
         }
         // The environment before secrets are added to it: what goes into the cache key.
@@ -2157,14 +2153,21 @@ fn run_user(view: &FsView, spec: &str) -> Result<(u32, u32)> {
     if group.is_none()
         && let Ok(n) = user.parse::<u32>()
     {
-        gid = read_text(view, "/etc/passwd")
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() >= 4 && f[2].parse() == Ok(n))
-            .and_then(|f| f[3].parse().ok())
+        gid = passwd_field(view, n, 3)
+            .and_then(|g| g.parse().ok())
             .unwrap_or(0);
     }
     Ok((uid, gid))
+}
+
+/// Field `field` (0 name, 3 gid, 5 home) of the first /etc/passwd line of the image for `uid`
+/// that has that field.
+fn passwd_field(view: &FsView, uid: u32, field: usize) -> Option<String> {
+    read_text(view, "/etc/passwd")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > field.max(2) && f[2].parse() == Ok(uid))
+        .map(|f| f[field].to_string())
 }
 
 /// The groups listing the user as a member in the image's /etc/group (runc's Sgids for a
@@ -2173,12 +2176,7 @@ fn supplementary_groups(view: &FsView, user: &str, uid: u32) -> Vec<u32> {
     let name = user.split(':').next().unwrap_or("");
     let name = if name.is_empty() || name.parse::<u32>().is_ok() {
         // A numeric user has a name only through /etc/passwd.
-        read_text(view, "/etc/passwd")
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() >= 3 && f[2].parse() == Ok(uid))
-            .map(|f| f[0].to_string())
-            .unwrap_or_default()
+        passwd_field(view, uid, 0).unwrap_or_default()
     } else {
         name.to_string()
     };
