@@ -86,6 +86,15 @@ fn helper_on_path() -> (tempfile::TempDir, String) {
     (bin, path)
 }
 
+/// The key of the ECR token state file: sha256("<host>\n<identity>"), first 32 hex digits.
+fn stored_token_key(identity: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("{ECR_HOST}\n{identity}").as_bytes(),
+    ))[..32]
+        .to_string()
+}
+
 fn image_tags(repository: &str) -> Vec<String> {
     let images = ecr()
         .moto
@@ -747,14 +756,10 @@ fn more_credential_sources_web_identity_file_ecs_container_and_the_deprecated_jw
 
 #[test]
 fn a_stored_token_is_used_until_shortly_before_it_expires() {
-    use sha2::Digest;
     let env = ecr();
     env.create_repository("stored/app", "MUTABLE");
     let state = tempfile::tempdir().unwrap();
-    // The state file's format: tokens keyed by sha256("<host>\n<identity>") (first 32 hex).
-    let key = &hex::encode(sha2::Sha256::digest(
-        format!("{ECR_HOST}\nkey:{TEST_ACCESS_KEY}").as_bytes(),
-    ))[..32];
+    let key = &stored_token_key(&format!("key:{TEST_ACCESS_KEY}"));
     let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}", env.password()));
     let write = |expires_at: i64| {
         std::fs::create_dir_all(state.path().join("hoist")).unwrap();
@@ -858,7 +863,6 @@ fn auto_tags_on_an_immutable_repository_push_fixed_tags_and_skip_moving_ones() {
 
 #[test]
 fn a_stored_token_is_never_handed_to_a_job_that_only_names_the_role() {
-    use sha2::Digest;
     let env = ecr();
     env.create_repository("stored/role", "MUTABLE");
     let state = tempfile::tempdir().unwrap();
@@ -867,10 +871,7 @@ fn a_stored_token_is_never_handed_to_a_job_that_only_names_the_role() {
     // A token stored by some earlier job, under every key that names the role.
     let mut tokens = serde_json::Map::new();
     for label in [format!("role:{role}"), format!("key:{role}")] {
-        let key = hex::encode(sha2::Sha256::digest(
-            format!("{ECR_HOST}\n{label}").as_bytes(),
-        ))[..32]
-            .to_string();
+        let key = stored_token_key(&label);
         tokens.insert(
             key,
             json!({"registry": ECR_HOST, "token": token, "expires_at": now() + 3600}),
