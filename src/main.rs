@@ -28,6 +28,18 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let cli::Command::Build(args) = &cli.command
+        && cli::build::runs_in_user_namespace(args)
+    {
+        match hoist::build::userns::enter() {
+            Ok(hoist::build::userns::Entered::Parent(code)) => return ExitCode::from(code),
+            Ok(hoist::build::userns::Entered::Continue) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(e.exit_code() as u8);
+            }
+        }
+    }
     init_logging(cli.verbose);
     let json = cli.json;
     let reporter: Arc<dyn hoist::progress::Reporter> =

@@ -22,7 +22,7 @@ use super::image::{
 use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
-use super::{extract, run, runmount, snapshot};
+use super::{extract, run, runmount, snapshot, userns};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
 use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
@@ -1508,6 +1508,14 @@ impl<'a> Builder<'a> {
         key: &Digest,
     ) -> Result<(LayerRef, PathBuf)> {
         run::check_sandbox()?;
+        if userns::mapping() == userns::Mapping::Single {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                self.client
+                    .reporter()
+                    .report(crate::progress::Event::Warning(userns::single_id_reason()))
+            });
+        }
         let local = self.local_dir();
         let mut lowers = self.lower_dirs(&state.layers).await?;
         if lowers.is_empty() {

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::userns::{self, Mapping};
 use crate::copy::BlobSource;
 use crate::digest::error_from_reader;
 use crate::error::{Error, Result};
@@ -29,8 +30,32 @@ pub enum Style {
     /// `container` isolation to come, which unpacks a stage in place; tested today).
     Merge,
     /// Into a layer directory of its own, as overlayfs wants lower layers: a whiteout becomes
-    /// a 0/0 character device, an opaque directory gets `trusted.overlay.opaque=y`.
+    /// a 0/0 character device, an opaque directory gets `trusted.overlay.opaque=y` (`user.`
+    /// in a user namespace).
     Overlay,
+}
+
+/// What the unpacking process may do beyond writing files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privileges {
+    /// Files become the process's own; device nodes are skipped.
+    None,
+    /// Root of a user namespace over a range of ids: owners are set, device nodes skipped.
+    Owners,
+    /// Root: owners and device nodes.
+    Full,
+}
+
+impl Privileges {
+    /// What this process has.
+    pub fn current() -> Privileges {
+        match userns::mapping() {
+            // SAFETY: geteuid has no preconditions.
+            Mapping::Host if unsafe { libc::geteuid() } == 0 => Privileges::Full,
+            Mapping::Range => Privileges::Owners,
+            Mapping::Host | Mapping::Single => Privileges::None,
+        }
+    }
 }
 
 /// What one layer did to the root.
@@ -43,18 +68,17 @@ pub struct ApplyStats {
 }
 
 /// Applies one layer's tar stream to `root`. `what` names the layer in errors.
-/// `privileged`: create device nodes and set owners (as root, or mapped root in a namespace).
 pub fn apply_layer(
     root: &Path,
     tar: impl Read,
     what: &str,
-    privileged: bool,
+    privileges: Privileges,
     style: Style,
 ) -> Result<ApplyStats> {
     let mut applier = Applier {
         root,
         what,
-        privileged,
+        privileges,
         style,
         created: HashSet::new(),
         dirs: Vec::new(),
@@ -73,7 +97,7 @@ pub fn apply_layer(
 struct Applier<'a> {
     root: &'a Path,
     what: &'a str,
-    privileged: bool,
+    privileges: Privileges,
     style: Style,
     /// Paths this layer wrote: an opaque whiteout hides only lower layers' entries.
     created: HashSet<PathBuf>,
@@ -162,7 +186,7 @@ impl Applier<'_> {
         self.stats.entries += 1;
         if base == OPAQUE && self.style == Style::Overlay {
             self.stats.whiteouts += 1;
-            return set_xattr(&dir, b"trusted.overlay.opaque", b"y")
+            return set_xattr(&dir, userns::overlay_xattr("opaque").as_bytes(), b"y")
                 .map_err(|e| Error::io(&dir, e));
         }
         if base == OPAQUE {
@@ -270,7 +294,7 @@ impl Applier<'_> {
                 self.finish(&path, Some(mode), uid, gid, mtime)?;
             }
             tar::EntryType::Char | tar::EntryType::Block => {
-                if !self.privileged {
+                if self.privileges != Privileges::Full {
                     self.stats.devices_skipped += 1;
                     return Ok(());
                 }
@@ -299,9 +323,9 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Mode (not for symlinks), owner (when privileged) and mtime of a non-directory.
+    /// Mode (not for symlinks), owner (when allowed) and mtime of a non-directory.
     fn finish(&self, path: &Path, mode: Option<u32>, uid: u64, gid: u64, mtime: i64) -> Result<()> {
-        if self.privileged {
+        if self.privileges != Privileges::None {
             lchown(path, uid, gid)?;
         }
         if let Some(mode) = mode {
@@ -317,7 +341,7 @@ impl Applier<'_> {
         self.dirs
             .sort_by_key(|(path, ..)| std::cmp::Reverse(path.components().count()));
         for (path, mode, uid, gid, mtime) in std::mem::take(&mut self.dirs) {
-            if self.privileged {
+            if self.privileges != Privileges::None {
                 lchown(&path, uid, gid)?;
             }
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
@@ -370,7 +394,13 @@ pub async fn layer_dir(
             inner: layer_tar_reader(&media_type, reader, &what)?,
             hasher: crate::digest::Hasher::new("sha256")?,
         };
-        apply_layer(&root, &mut tar, &what, true, Style::Overlay)?;
+        apply_layer(
+            &root,
+            &mut tar,
+            &what,
+            Privileges::current(),
+            Style::Overlay,
+        )?;
         std::io::copy(&mut tar, &mut std::io::sink())
             .map_err(|e| error_from_reader(e, &what, "unreadable tar"))?;
         let actual = tar.hasher.finish();
@@ -428,7 +458,14 @@ fn lchown(path: &Path, uid: u64, gid: u64) -> Result<()> {
     let c = c_path(path)?;
     // SAFETY: a valid NUL-terminated path; lchown does not keep the pointer.
     if unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) } != 0 {
-        return Err(Error::io(path, std::io::Error::last_os_error()));
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EINVAL) && userns::mapping() != Mapping::Host {
+            return Err(Error::Usage(format!(
+                "{}: owner {uid}:{gid} is outside the ids rootless isolation maps (give the user a larger range in /etc/subuid and /etc/subgid)",
+                path.display()
+            )));
+        }
+        return Err(Error::io(path, error));
     }
     Ok(())
 }
@@ -544,7 +581,7 @@ mod tests {
             root,
             &tar_of(entries)[..],
             "layer sha256:test",
-            false,
+            Privileges::None,
             Style::Merge,
         )
     }

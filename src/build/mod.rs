@@ -19,6 +19,7 @@ pub mod run;
 pub mod runmount;
 pub mod shell;
 pub mod snapshot;
+pub mod userns;
 
 use std::sync::Arc;
 

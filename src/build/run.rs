@@ -1,7 +1,8 @@
-//! The RUN sandbox (isolation `chroot`): as root with mount rights, a child process gets its own
-//! mount namespace with an overlay of the image's layers (changes go to an upper directory),
-//! /proc, a minimal /dev, the build's /etc/hosts and /etc/resolv.conf, then chroots into it and
-//! runs the command. The upper directory becomes the layer (see `snapshot`).
+//! The RUN sandbox (isolations `chroot` and `rootless`): as root with mount rights (of the
+//! host, or of a user namespace: see `userns`), a child process gets its own mount namespace
+//! with an overlay of the image's layers (changes go to an upper directory), /proc, a minimal
+//! /dev, the build's /etc/hosts and /etc/resolv.conf, then chroots into it and runs the
+//! command. The upper directory becomes the layer (see `snapshot`).
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
@@ -10,6 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::userns::{self, Mapping};
 use crate::error::{Error, Result};
 
 /// Lines of output kept for the error of a failed command.
@@ -300,10 +302,14 @@ fn run_step(step: &Setup) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The error when RUN cannot have a sandbox here, saying what the runner needs.
+/// The error when RUN cannot have a sandbox here, saying what each isolation mode needs.
 fn no_sandbox(why: &str) -> Error {
+    let rootless = match userns::unavailable() {
+        Some(reason) => format!("{reason}: "),
+        None => String::new(),
+    };
     Error::Usage(format!(
-        "RUN cannot set up its sandbox ({why}): isolation `chroot` needs root with CAP_SYS_ADMIN (a CI job container run as root with `--cap-add SYS_ADMIN`, or privileged); rootless (user namespaces) and `container` isolation are not available yet"
+        "RUN cannot set up its sandbox ({why}): `rootless` needs user namespaces ({rootless}sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1 where it exists, a seccomp/AppArmor profile that allows unshare); `chroot` needs root with CAP_SYS_ADMIN (a job container with `--cap-add SYS_ADMIN`, or privileged); `container` runs in the job container itself (`--isolation container`)"
     ))
 }
 
@@ -311,7 +317,9 @@ fn no_sandbox(why: &str) -> Error {
 pub fn check_sandbox() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        return Err(no_sandbox("hoist is not running as root"));
+        return Err(no_sandbox(
+            "hoist is not root, and not root of a user namespace",
+        ));
     }
     Ok(())
 }
@@ -394,6 +402,19 @@ fn lowerdir_option(lowers: &[PathBuf]) -> (Option<PathBuf>, String) {
     (shared_parent, lowerdir)
 }
 
+/// overlay's mount options; in a user namespace its marks are `user.overlay.*` xattrs.
+fn overlay_options(lowerdir: &str, upper: &Path, work: &Path, mapping: Mapping) -> String {
+    let mut options = format!(
+        "lowerdir={lowerdir},upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    if mapping != Mapping::Host {
+        options.push_str(",userxattr");
+    }
+    options
+}
+
 /// syncfs(2) on the file system holding `dir`.
 fn sync_file_system(dir: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
@@ -456,12 +477,9 @@ pub fn run(
     let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
     std::fs::write(&resolv, host_resolv).map_err(|e| Error::io(&resolv, e))?;
 
+    let mapping = userns::mapping();
     let (shared_parent, lowerdir) = lowerdir_option(lowers);
-    let overlay_options = format!(
-        "lowerdir={lowerdir},upperdir={},workdir={}",
-        upper.display(),
-        sandbox.dir.join("work").display()
-    );
+    let root_overlay = overlay_options(&lowerdir, &upper, &sandbox.dir.join("work"), mapping);
     let none = cstring("none")?;
     let mut steps = vec![
         // Our mounts must not propagate to the host.
@@ -483,30 +501,52 @@ pub fn run(
                 target: cpath(&merged)?,
                 fstype: Some(cstring("overlay")?),
                 flags: libc::MS_NODEV,
-                data: Some(cstring(format!("{overlay_options},volatile"))?),
+                data: Some(cstring(format!("{root_overlay},volatile"))?),
             }),
             Box::new(Setup::Mount {
                 source: cstring("overlay")?,
                 target: cpath(&merged)?,
                 fstype: Some(cstring("overlay")?),
                 flags: libc::MS_NODEV,
-                data: Some(cstring(&overlay_options)?),
+                data: Some(cstring(&root_overlay)?),
             }),
         ),
-        Setup::Mount {
-            source: cstring("proc")?,
-            target: cpath(&inside(&builtin("proc")))?,
-            fstype: Some(cstring("proc")?),
-            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            data: None,
-        },
-        Setup::Mount {
-            source: cstring("sysfs")?,
-            target: cpath(&inside(&builtin("sys")))?,
-            fstype: Some(cstring("sysfs")?),
-            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
-            data: None,
-        },
+        // In a user namespace a new proc needs a fully visible one (a container runtime's
+        // masked paths forbid it), and sysfs a network namespace of its own: the host's are
+        // bound instead, as rootless podman does.
+        Setup::Either(
+            Box::new(Setup::Mount {
+                source: cstring("proc")?,
+                target: cpath(&inside(&builtin("proc")))?,
+                fstype: Some(cstring("proc")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: None,
+            }),
+            Box::new(Setup::Mount {
+                source: cstring("/proc")?,
+                target: cpath(&inside(&builtin("proc")))?,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            }),
+        ),
+        Setup::Either(
+            Box::new(Setup::Mount {
+                source: cstring("sysfs")?,
+                target: cpath(&inside(&builtin("sys")))?,
+                fstype: Some(cstring("sysfs")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+                data: None,
+            }),
+            Box::new(Setup::Mount {
+                // Its files belong to the host's root: read-only for a namespace's root.
+                source: cstring("/sys")?,
+                target: cpath(&inside(&builtin("sys")))?,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            }),
+        ),
         Setup::Mount {
             source: cstring("tmpfs")?,
             target: cpath(&inside(&builtin("dev")))?,
@@ -647,10 +687,11 @@ pub fn run(
                     target: cpath(&dir.join("merged"))?,
                     fstype: Some(cstring("overlay")?),
                     flags: 0,
-                    data: Some(cstring(format!(
-                        "lowerdir={lowerdir},upperdir={},workdir={}",
-                        dir.join("upper").display(),
-                        dir.join("work").display()
+                    data: Some(cstring(overlay_options(
+                        &lowerdir,
+                        &dir.join("upper"),
+                        &dir.join("work"),
+                        mapping,
                     ))?),
                 });
                 let source = dir.join("merged").join(subpath.trim_start_matches('/'));
@@ -663,6 +704,7 @@ pub fn run(
     let (uid, gid) = (spec.uid, spec.gid);
     let groups: Vec<libc::gid_t> = spec.groups.clone();
     let new_net = spec.network == Network::None;
+    let single_id = mapping == Mapping::Single;
 
     let (program, args) = spec
         .argv
@@ -728,7 +770,8 @@ pub fn run(
                 return fail();
             }
             limit_capabilities()?;
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+            // A single-id namespace denies setgroups (the only group is already root).
+            if (!single_id && libc::setgroups(groups.len(), groups.as_ptr()) != 0)
                 || libc::setgid(gid) != 0
                 || libc::setuid(uid) != 0
             {

@@ -98,8 +98,8 @@ pub struct Args {
     /// never stored in the image, the cache or logs).
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
-    /// How RUN steps are isolated: auto picks what works here (today: chroot, as root with
-    /// CAP_SYS_ADMIN); rootless and container are not available yet.
+    /// How RUN steps are isolated: auto picks chroot as root (needs CAP_SYS_ADMIN), rootless
+    /// (user namespaces, ids from /etc/subuid) otherwise; container is not available yet.
     #[arg(long, value_enum, default_value = "auto", env = "HOIST_ISOLATION")]
     pub isolation: Isolation,
     /// The target platform (default: this machine's).
@@ -258,15 +258,23 @@ fn cache_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("hoist")))
 }
 
+/// Whether this build runs in a user namespace of its own (`rootless`): asked for, or picked
+/// by `auto` when hoist is not root (root uses `chroot`).
+pub fn runs_in_user_namespace(args: &Args) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match args.isolation {
+        Isolation::Rootless => true,
+        Isolation::Auto => !root,
+        Isolation::Chroot | Isolation::Container => false,
+    }
+}
+
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
-    if matches!(args.isolation, Isolation::Rootless | Isolation::Container) {
+    if args.isolation == Isolation::Container {
         return Err(Error::Usage(
-            format!(
-                "--isolation {:?} is not available yet: use chroot (root with CAP_SYS_ADMIN)",
-                args.isolation
-            )
-            .to_lowercase(),
+            "--isolation container is not available yet: use rootless or chroot".into(),
         ));
     }
     args.ecr.apply(&ctx.client)?;

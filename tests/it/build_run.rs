@@ -525,9 +525,9 @@ fn onbuild_run_triggers_run_in_the_child_build() {
     assert!(tree.contains_key("/onbuild") && tree.contains_key("/seen"));
 }
 
-#[test]
-fn without_privileges_run_says_what_the_runner_needs() {
-    // A world-readable copy of the example base and context, built as `nobody`.
+/// A world-writable directory holding a copy of the example base and a Dockerfile on it
+/// (`$BASE`), for builds as other users.
+fn shared_build_dir(dockerfile: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let share = dir.path().join("share");
     std::fs::create_dir_all(&share).unwrap();
@@ -538,51 +538,202 @@ fn without_privileges_run_says_what_the_runner_needs() {
         .status()
         .unwrap();
     assert!(status.success());
-    std::fs::write(
-        share.join("Dockerfile"),
-        format!(
-            "FROM oci-layout://{}:latest\nRUN true\n",
-            share.join("base").display()
-        ),
-    )
-    .unwrap();
+    let base = format!("oci-layout://{}:latest", share.join("base").display());
+    std::fs::write(share.join("Dockerfile"), dockerfile.replace("$BASE", &base)).unwrap();
     let status = std::process::Command::new("chmod")
         .args(["-R", "a+rwX"])
         .arg(dir.path())
         .status()
         .unwrap();
     assert!(status.success());
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+    dir
+}
+
+/// Builds `dir/share` into `dir/share/out:img` with `wrapper` before hoist (to change user
+/// and namespaces); the image's creation time is fixed.
+fn build_as(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Run {
+    let share = dir.join("share");
+    let (program, args) = wrapper.split_first().unwrap();
+    let out = std::process::Command::new(program)
+        .args(args)
         .arg(env!("CARGO_BIN_EXE_hoist"))
-        .args(["build", share.to_str().unwrap(), "-o"])
+        .args([
+            "build",
+            share.to_str().unwrap(),
+            "--progress",
+            "plain",
+            "-o",
+        ])
         .arg(format!("oci:{}:img", share.join("out").display()))
+        .args(extra)
         .env("HOIST_CACHE_DIR", share.join("cache"))
         .env("HOME", &share)
+        .env("SOURCE_DATE_EPOCH", "0")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The user scripts/test makes, with ranges in /etc/subuid and /etc/subgid.
+const ROOTLESS_USER: &str = "hoist-rootless";
+
+/// setpriv arguments that run what follows as `user` (with its primary group).
+fn as_user(user: &str) -> Vec<String> {
+    let out = std::process::Command::new("id")
+        .args(["-g", user])
+        .output()
+        .unwrap();
     assert!(
-        stderr.contains("Dockerfile:2: RUN cannot set up its sandbox"),
-        "{stderr}"
+        out.status.success(),
+        "user {user} is missing (scripts/test makes {ROOTLESS_USER})"
     );
-    assert!(stderr.contains("CAP_SYS_ADMIN"), "{stderr}");
+    let gid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    vec![
+        "setpriv".into(),
+        "--clear-groups".into(),
+        "--inh-caps=-all".into(),
+        format!("--reuid={user}"),
+        format!("--regid={gid}"),
+    ]
+}
+
+const USERS_DOCKERFILE: &str = "FROM $BASE AS tools
+RUN echo tool > /tool
+FROM $BASE
+RUN --mount=type=bind,from=tools,target=/t --mount=type=cache,target=/c cat /t/tool > /made && touch /c/kept && rm /etc/group
+RUN echo 'bob:x:2000:2000::/home/bob:/bin/sh' >> /etc/passwd && mkdir /home/bob && chown 2000:2000 /home/bob
+USER bob
+RUN id > /home/bob/id && touch /home/bob/mine
+";
+
+#[test]
+fn rootless_builds_as_a_user_with_subordinate_ids_what_chroot_builds_as_root() {
+    let rootless = shared_build_dir(USERS_DOCKERFILE);
+    let wrapper = as_user(ROOTLESS_USER);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let run = build_as(rootless.path(), &wrapper, &["--isolation", "rootless"]);
+    run.ok();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let chroot = shared_build_dir(USERS_DOCKERFILE);
+    let as_root = build_as(chroot.path(), &["env"], &["--isolation", "chroot"]);
+    as_root.ok();
+    // Same image, byte for byte: owners, whiteouts and files as root makes them.
+    assert_eq!(digest(&run), digest(&as_root));
+    let tree = crate::harness::tree::unpack_layout(
+        &rootless.path().join("share/out"),
+        "img",
+        &rootless.path().join("unpack"),
+    );
+    assert_eq!(
+        (tree["/home/bob"].uid, tree["/home/bob/mine"].gid),
+        (2000, 2000)
+    );
+    assert_eq!(tree["/home/app"].uid, 1000, "the base's owners are kept");
+    assert!(!tree.contains_key("/etc/group") && !tree.contains_key("/t"));
+    assert_eq!(
+        tree["/made"].sha256,
+        crate::harness::tree::Entry::file("/made", 0o644, b"tool\n").sha256
+    );
+    let id =
+        std::fs::read_to_string(rootless.path().join("unpack/bundle/rootfs/home/bob/id")).unwrap();
+    assert!(id.starts_with("uid=2000(bob) gid=2000"), "{id}");
+}
+
+#[test]
+fn rootless_without_subordinate_ids_maps_one_id_and_warns() {
+    let dir = shared_build_dir("FROM $BASE\nRUN id -u > /uid && touch /home/app/x\n");
+    let wrapper = as_user("nobody");
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let run = build_as(dir.path(), &wrapper, &[]);
+    run.ok();
+    assert!(
+        run.stderr.contains(
+            "warning: rootless RUN maps a single id (user nobody has no range in /etc/subuid)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let tree = crate::harness::tree::unpack_layout(
+        &dir.path().join("share/out"),
+        "img",
+        &dir.path().join("unpack"),
+    );
+    assert_eq!(
+        tree["/uid"].sha256,
+        crate::harness::tree::Entry::file("/uid", 0o644, b"0\n").sha256
+    );
+    assert_eq!(tree["/home/app"].uid, 0, "one id: every file is root's");
+}
+
+/// Runs what follows as `nobody` in a user namespace that allows no further ones: no root, no
+/// user namespaces, as on a locked-down runner.
+const NO_USER_NAMESPACES: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+ready, go = os.pipe(), os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000) != 0:
+        os._exit(99)
+    os.write(ready[1], b"u")
+    os.read(go[0], 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.read(ready[0], 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write("0 0 1\n65534 65534 1\n")
+os.write(go[1], b"g")
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn without_user_namespaces_or_root_run_says_what_each_mode_needs() {
+    let dir = shared_build_dir("FROM $BASE\nRUN true\n");
+    let run = build_as(dir.path(), &["python3", "-c", NO_USER_NAMESPACES], &[]);
+    run.fails_with(1, "Dockerfile:2: RUN cannot set up its sandbox");
+    for needle in [
+        "cannot make a user namespace: No space left on device",
+        "`chroot` needs root with CAP_SYS_ADMIN",
+        "`container` runs in the job container itself",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+    // A COPY-only build needs no sandbox and still works there.
+    let copy_only = shared_build_dir("FROM $BASE\nENV A=1\n");
+    build_as(
+        copy_only.path(),
+        &["python3", "-c", NO_USER_NAMESPACES],
+        &[],
+    )
+    .ok();
+    // chroot as someone else than root says so.
+    let wrapper = as_user("nobody");
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    build_as(dir.path(), &wrapper, &["--isolation", "chroot"])
+        .fails_with(1, "hoist is not root, and not root of a user namespace");
 }
 
 #[test]
 fn isolation_modes_not_built_yet_say_so() {
     let ctx = context(&[("Dockerfile", "FROM scratch\nRUN true\n")]);
-    for mode in ["rootless", "container"] {
-        Hoist::new()
-            .run(["build", ctx.path().to_str().unwrap(), "--isolation", mode])
-            .fails_with(1, &format!("--isolation {mode} is not available yet"));
-    }
+    Hoist::new()
+        .run([
+            "build",
+            ctx.path().to_str().unwrap(),
+            "--isolation",
+            "container",
+        ])
+        .fails_with(1, "--isolation container is not available yet");
 }
 
 /// The entry names of the last layer of `dir/out:img`.
