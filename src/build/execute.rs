@@ -22,7 +22,7 @@ use super::image::{
 use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
-use super::{extract, run, runmount, snapshot, userns};
+use super::{container, extract, run, runmount, snapshot, userns};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
 use crate::reference::{Digest, ImageRef, LayoutRef, RegistryRef};
@@ -94,6 +94,7 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// Paths never part of the context (outputs, cache).
     pub skipped: Vec<PathBuf>,
+    pub isolation: run::Isolation,
 }
 
 /// What a `--build-context` names.
@@ -162,6 +163,8 @@ pub struct Builder<'a> {
     /// heredoc files): SOURCE_DATE_EPOCH, else the Unix epoch, never the build time, so that
     /// an unchanged step gives the same layer and is found in the cache.
     fs_time: i64,
+    /// `/` as the stage RUN works on, with `container` isolation.
+    root: Option<container::RootFs>,
 }
 
 impl<'a> Builder<'a> {
@@ -222,6 +225,7 @@ impl<'a> Builder<'a> {
             images: HashMap::new(),
             now,
             fs_time: options.epoch.unwrap_or(0),
+            root: None,
         })
     }
 
@@ -1434,8 +1438,13 @@ impl<'a> Builder<'a> {
                         );
                         let chain: Vec<String> =
                             layers.iter().map(|l| l.diff_id.to_string()).collect();
+                        let lowers = if self.options.isolation == run::Isolation::Container {
+                            vec![self.merged_tree(&layers).await?]
+                        } else {
+                            self.lower_dirs(&layers).await?
+                        };
                         (
-                            self.lower_dirs(&layers).await?,
+                            lowers,
                             format!("stage {}", chain.join(",")),
                             source.clone(),
                             source_is_file,
@@ -1473,6 +1482,27 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// `layers` (bottom first) unpacked on top of each other into a directory of their own.
+    async fn merged_tree(&self, layers: &[LayerRef]) -> Result<PathBuf> {
+        let dir = tempfile::Builder::new()
+            .prefix("stage-")
+            .tempdir_in(self.work.path())
+            .map_err(|e| Error::io(self.work.path(), e))?
+            .keep();
+        for layer in layers {
+            extract::unpack(
+                &dir,
+                &blob_origin(&layer.origin),
+                &layer.descriptor,
+                &layer.diff_id,
+                extract::Style::Merge,
+                Vec::new(),
+            )
+            .await?;
+        }
+        Ok(dir)
+    }
+
     /// `layers` (bottom first) unpacked as overlay lower directories, top first.
     async fn lower_dirs(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>> {
         let local = self.local_dir();
@@ -1507,6 +1537,9 @@ impl<'a> Builder<'a> {
         spec: &run::RunSpec,
         key: &Digest,
     ) -> Result<(LayerRef, PathBuf)> {
+        if self.options.isolation == run::Isolation::Container {
+            return self.execute_run_in_container(state, spec, key).await;
+        }
         run::check_sandbox()?;
         if userns::mapping() == userns::Mapping::Single {
             static WARNED: std::sync::Once = std::sync::Once::new();
@@ -1544,23 +1577,7 @@ impl<'a> Builder<'a> {
             .map_err(|e| Error::Internal(format!("the RUN sandbox panicked: {e}")))??
         };
         run::remove_stubs(&outcome.stubs)?;
-        if !outcome.success() {
-            let status = match (outcome.code, outcome.signal) {
-                (Some(code), _) => format!("exit code: {code}"),
-                (None, Some(signal)) => format!("killed by signal {signal}"),
-                _ => "failed".to_string(),
-            };
-            let tail = outcome.tail.join("\n  ");
-            return Err(Error::Usage(format!(
-                "process \"{}\" did not complete successfully: {status}{}",
-                spec.argv.join(" "),
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("\nlast output:\n  {tail}")
-                }
-            )));
-        }
+        outcome.check(spec)?;
         let entries = snapshot::layer_changes(&sandbox.upper(), &lowers)?;
         let built = self.write_layer(&entries).await?;
         self.cache.store(key, &built)?;
@@ -1574,6 +1591,136 @@ impl<'a> Builder<'a> {
             std::fs::rename(sandbox.upper(), &dir).map_err(|e| Error::io(&dir, e))?;
         }
         Ok((layer, dir))
+    }
+
+    /// `container` isolation: puts the stage at `/`, runs the command there and keeps what a
+    /// stat-diff of `/` finds as the layer (unpacked too, for later steps to read).
+    async fn execute_run_in_container(
+        &mut self,
+        state: &StageState,
+        spec: &run::RunSpec,
+        key: &Digest,
+    ) -> Result<(LayerRef, PathBuf)> {
+        if self.root.is_none() {
+            self.root = Some(container::RootFs::new(&self.own_paths())?);
+        }
+        let chain: Vec<Digest> = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let root = self.root.as_mut().expect("made above");
+        let in_place = root.prepare(&chain)?;
+        let protected = root.protected_paths();
+        for layer in &state.layers[in_place..] {
+            extract::unpack(
+                Path::new("/"),
+                &blob_origin(&layer.origin),
+                &layer.descriptor,
+                &layer.diff_id,
+                extract::Style::Merge,
+                protected.clone(),
+            )
+            .await?;
+        }
+        let root = self.root.as_mut().expect("made above");
+        root.holds(Some(chain.clone()));
+        if spec.network == run::Network::None {
+            self.client
+                .reporter()
+                .report(crate::progress::Event::Warning(
+                    "RUN --network=none is not enforced with --isolation container: the command has the job's network".into(),
+                ));
+        }
+        let skipped = root.protected().to_vec();
+        let reporter = self.client.reporter().clone();
+        let spec_owned = spec.clone();
+        let (outcome, changes) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let before = snapshot::scan(Path::new("/"), &skipped)?;
+            let outcome = container::run(&spec_owned, &skipped, &mut |line| {
+                reporter.report(crate::progress::Event::Info(line.to_string()))
+            })?;
+            if !outcome.success() {
+                return Ok((outcome, Vec::new()));
+            }
+            let after = snapshot::scan(Path::new("/"), &skipped)?;
+            let changes = snapshot::scan_changes(Path::new("/"), &before, &after)?;
+            Ok((outcome, changes))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the RUN panicked: {e}")))?
+        .inspect_err(|_| self.root.as_mut().expect("made above").holds(None))?;
+        if let Err(e) = outcome.check(spec) {
+            self.root.as_mut().expect("made above").holds(None);
+            return Err(e);
+        }
+        let mut changes = changes;
+        // The mount points the chroot sandbox makes (and keeps, as runc does) where the image
+        // lacks them; here they are the container's own, outside any scan.
+        for target in &spec.builtin_targets[..run::KEPT_STUBS] {
+            let name = target.trim_start_matches('/');
+            if !name.contains('/') && matches!(state.view.stat(target), Ok(None)) {
+                let node = Node {
+                    kind: Kind::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    // Made at RUN time (write_layer clamps it to SOURCE_DATE_EPOCH).
+                    mtime: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64),
+                    size: 0,
+                    content: Content::None,
+                };
+                snapshot::insert_top_level(&mut changes, name, node);
+            }
+        }
+        let built = self.write_layer(&changes).await?;
+        self.cache.store(key, &built)?;
+        let layer = local_layer(built, key);
+        let mut chain = chain;
+        chain.push(layer.diff_id.clone());
+        self.root.as_mut().expect("made above").holds(Some(chain));
+        let dir = extract::layer_dir(
+            &self.local_dir(),
+            &blob_origin(&layer.origin),
+            &layer.descriptor,
+            &layer.diff_id,
+        )
+        .await?;
+        Ok((layer, dir))
+    }
+
+    /// What `container` isolation must not remove from `/`: what this build reads or writes
+    /// (the executable, context, Dockerfile, cache, work directory, outputs, secrets, named
+    /// contexts) and the credentials and certificates a push needs later.
+    fn own_paths(&self) -> Vec<PathBuf> {
+        let options = self.options;
+        let mut paths = vec![options.context.clone(), self.work.path().to_path_buf()];
+        paths.extend(std::env::current_exe().ok());
+        paths.extend(options.dockerfile_path.clone());
+        paths.extend(options.cache_dir.clone());
+        paths.extend(options.skipped.iter().cloned());
+        paths.extend(options.secrets.values().filter_map(|s| match s {
+            SecretSource::File(path) => Some(path.clone()),
+            SecretSource::Env(_) => None,
+        }));
+        paths.extend(options.build_contexts.values().filter_map(|c| match c {
+            NamedContext::Dir(path) => Some(path.clone()),
+            _ => None,
+        }));
+        for var in [
+            "DOCKER_CONFIG",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "XDG_STATE_HOME",
+        ] {
+            paths.extend(std::env::var_os(var).map(PathBuf::from));
+        }
+        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+            paths.extend([".docker", ".aws", ".local/state/hoist"].map(|p| home.join(p)));
+        }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        paths.into_iter().map(|p| cwd.join(p)).collect()
     }
 
     /// Puts a RUN layer's changes into the stage's view, reading contents from its unpacked

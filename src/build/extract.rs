@@ -74,11 +74,13 @@ pub fn apply_layer(
     what: &str,
     privileges: Privileges,
     style: Style,
+    protected: &[PathBuf],
 ) -> Result<ApplyStats> {
     let mut applier = Applier {
         root,
         what,
         privileges,
+        protected,
         style,
         created: HashSet::new(),
         dirs: Vec::new(),
@@ -99,6 +101,9 @@ struct Applier<'a> {
     what: &'a str,
     privileges: Privileges,
     style: Style,
+    /// Paths under the root a layer leaves alone (mount points and hoist's own files when
+    /// unpacking onto `/`), with everything below them.
+    protected: &'a [PathBuf],
     /// Paths this layer wrote: an opaque whiteout hides only lower layers' entries.
     created: HashSet<PathBuf>,
     /// Directories whose mode, owner and mtime are set last (children change the mtime, and a
@@ -121,6 +126,28 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 }
 
 impl Applier<'_> {
+    fn is_protected(&self, path: &Path) -> bool {
+        self.protected.iter().any(|p| path.starts_with(p))
+    }
+
+    fn holds_protected(&self, path: &Path) -> bool {
+        self.protected.iter().any(|p| p.starts_with(path))
+    }
+
+    /// Removes `path` but what is protected in it.
+    fn remove(&self, path: &Path) -> Result<()> {
+        if self.is_protected(path) {
+            return Ok(());
+        }
+        if self.holds_protected(path) {
+            for child in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+                self.remove(&child.map_err(|e| Error::io(path, e))?.path())?;
+            }
+            return Ok(());
+        }
+        remove_any(path).map_err(|e| Error::io(path, e))
+    }
+
     fn reject(&self, entry: &str, why: impl std::fmt::Display) -> Error {
         Error::malformed(self.what, format!("entry `{entry}` {why}"))
     }
@@ -182,6 +209,9 @@ impl Applier<'_> {
         let Some(base) = parts.pop() else {
             return Ok(()); // the root itself
         };
+        if self.is_protected(&parts.iter().fold(self.root.to_path_buf(), |p, c| p.join(c))) {
+            return Ok(());
+        }
         let dir = self.parent_dir(&name, &parts)?;
         self.stats.entries += 1;
         if base == OPAQUE && self.style == Style::Overlay {
@@ -195,7 +225,7 @@ impl Applier<'_> {
             for child in children {
                 let child = child.map_err(|e| Error::io(&dir, e))?.path();
                 if !self.created.contains(&child) {
-                    remove_any(&child).map_err(|e| Error::io(&child, e))?;
+                    self.remove(&child)?;
                 }
             }
             return Ok(());
@@ -206,7 +236,7 @@ impl Applier<'_> {
             }
             self.stats.whiteouts += 1;
             let path = dir.join(hidden);
-            remove_any(&path).map_err(|e| Error::io(&path, e))?;
+            self.remove(&path)?;
             if self.style == Style::Overlay {
                 mknod(&path, libc::S_IFCHR, 0)?;
             }
@@ -214,6 +244,12 @@ impl Applier<'_> {
         }
         let path = dir.join(&base);
         let header = entry.header();
+        // A protected path keeps what it is; a directory holding one stays a directory.
+        if self.is_protected(&path)
+            || (self.holds_protected(&path) && !header.entry_type().is_dir())
+        {
+            return Ok(());
+        }
         let mode = header.mode().map_err(|e| self.reject(&name, e))? & 0o7777;
         let uid = header.uid().map_err(|e| self.reject(&name, e))?;
         let gid = header.gid().map_err(|e| self.reject(&name, e))?;
@@ -305,7 +341,14 @@ impl Applier<'_> {
                 } else {
                     libc::S_IFBLK
                 };
-                mknod(&path, file_type | mode, libc::makedev(major, minor))?;
+                match mknod(&path, file_type | mode, libc::makedev(major, minor)) {
+                    // A container's root without CAP_MKNOD (or a device cgroup saying no).
+                    Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
+                        self.stats.devices_skipped += 1;
+                        return Ok(());
+                    }
+                    made => made?,
+                }
                 self.finish(&path, Some(mode), uid, gid, mtime)?;
             }
             // PAX and GNU long-name headers are folded into entries by the tar crate.
@@ -381,15 +424,37 @@ pub async fn layer_dir(
         std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     }
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    unpack(&work, source, layer, diff_id, Style::Overlay, Vec::new())
+        .await
+        .inspect_err(|_| {
+            // Nothing half-unpacked stays behind.
+            let _ = std::fs::remove_dir_all(&work);
+        })?;
+    // A listing saved for an earlier directory of this name would not describe this one.
+    let _ = std::fs::remove_file(done.with_extension("entries"));
+    std::fs::rename(&work, &done).map_err(|e| Error::io(&done, e))?;
+    Ok(done)
+}
+
+/// Streams `layer` onto `root` (`protected` paths under it left alone), checking that its
+/// bytes hash to `diff_id`.
+pub async fn unpack(
+    root: &Path,
+    source: &dyn BlobSource,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    style: Style,
+    protected: Vec<PathBuf>,
+) -> Result<()> {
     let what = format!("layer {}", layer.digest);
     let stream = source.open(layer).await?;
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let media_type = layer.media_type.clone();
-    let root = work.clone();
+    let root = root.to_path_buf();
     let expected = diff_id.clone();
     tokio::task::spawn_blocking(move || {
-        // The directory is shared under the diff ID the image claims: the bytes must hash to
-        // it, or one image could plant files for every other that names the same diff ID.
+        // A layer directory is shared under the diff ID the image claims: the bytes must hash
+        // to it, or one image could plant files for every other that names the same diff ID.
         let mut tar = HashingReader {
             inner: layer_tar_reader(&media_type, reader, &what)?,
             hasher: crate::digest::Hasher::new("sha256")?,
@@ -399,7 +464,8 @@ pub async fn layer_dir(
             &mut tar,
             &what,
             Privileges::current(),
-            Style::Overlay,
+            style,
+            &protected,
         )?;
         std::io::copy(&mut tar, &mut std::io::sink())
             .map_err(|e| error_from_reader(e, &what, "unreadable tar"))?;
@@ -414,16 +480,7 @@ pub async fn layer_dir(
         Ok(())
     })
     .await
-    .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))
-    .and_then(|r| r)
-    .inspect_err(|_| {
-        // Nothing half-unpacked stays behind.
-        let _ = std::fs::remove_dir_all(&work);
-    })?;
-    // A listing saved for an earlier directory of this name would not describe this one.
-    let _ = std::fs::remove_file(done.with_extension("entries"));
-    std::fs::rename(&work, &done).map_err(|e| Error::io(&done, e))?;
-    Ok(done)
+    .map_err(|e| Error::Internal(format!("unpacking a layer panicked: {e}")))?
 }
 
 /// Hashes what is read through it.
@@ -583,6 +640,7 @@ mod tests {
             "layer sha256:test",
             Privileges::None,
             Style::Merge,
+            &[],
         )
     }
 

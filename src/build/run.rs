@@ -23,7 +23,7 @@ pub const TAIL_LINES: usize = 20;
 pub const MOUNT_STUBS: [&str; 5] = ["proc", "dev", "sys", "etc/hosts", "etc/resolv.conf"];
 
 /// How many of [`MOUNT_STUBS`] are kept.
-const KEPT_STUBS: usize = 3;
+pub const KEPT_STUBS: usize = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Network {
@@ -95,6 +95,38 @@ impl Outcome {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// The error of a command that failed: its status and last lines.
+    pub fn check(&self, spec: &RunSpec) -> Result<()> {
+        if self.success() {
+            return Ok(());
+        }
+        let status = match (self.code, self.signal) {
+            (Some(code), _) => format!("exit code: {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            _ => "failed".to_string(),
+        };
+        let tail = self.tail.join("\n  ");
+        Err(Error::Usage(format!(
+            "process \"{}\" did not complete successfully: {status}{}",
+            spec.argv.join(" "),
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("\nlast output:\n  {tail}")
+            }
+        )))
+    }
+}
+
+/// How RUN steps are kept apart from the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// Namespaces and an overlay ([`run`]), as root of the host (`chroot`) or of a user
+    /// namespace (`rootless`).
+    Sandbox,
+    /// The job container itself (see `container`).
+    Container,
 }
 
 /// The directories of one RUN: `upper` (the changes), overlay's `work`, the `merged` mount
@@ -710,22 +742,7 @@ pub fn run(
         .argv
         .split_first()
         .ok_or_else(|| Error::Usage("RUN has an empty command".into()))?;
-    // spawn() returns only once the command ended (the waiting process never execs), so the
-    // output is read from our own pipes by threads started before it.
-    let (out_reader, out_writer) = std::io::pipe().map_err(|e| Error::io("<pipe>", e))?;
-    let (err_reader, err_writer) = std::io::pipe().map_err(|e| Error::io("<pipe>", e))?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .envs(
-            spec.env
-                .iter()
-                .map(|kv| kv.split_once('=').unwrap_or((kv, ""))),
-        )
-        .stdin(Stdio::null())
-        .stdout(out_writer)
-        .stderr(err_writer);
+    let mut command = command_of(program, args, &spec.env);
     // SAFETY: the closure only makes system calls on data prepared above (no allocation).
     unsafe {
         command.pre_exec(move || {
@@ -780,6 +797,70 @@ pub fn run(
             Ok(())
         });
     }
+    let (spawned, tail) = stream_output(command, output)?;
+    let mut child = spawned.map_err(|e| {
+        // EPERM comes from setting up namespaces and mounts; EACCES from exec (a file that
+        // is not executable), which the message below covers.
+        if e.raw_os_error() == Some(libc::EPERM) {
+            return no_sandbox(&e.to_string());
+        }
+        cannot_start(spec, e)
+    })?;
+    let status = child.wait().map_err(|e| Error::io("<RUN>", e))?;
+    // The upper directory may become a shared layer: on disk before anyone relies on it.
+    sync_file_system(&upper)?;
+    use std::os::unix::process::ExitStatusExt;
+    // The waiting process reports a signal as 128 + its number.
+    let (code, signal) = match status.code() {
+        Some(code) if code > 128 && code < 128 + 65 => (None, Some(code - 128)),
+        code => (code, status.signal()),
+    };
+    Ok(Outcome {
+        code,
+        signal,
+        tail,
+        stubs,
+    })
+}
+
+/// The error for a command that did not start.
+pub(super) fn cannot_start(spec: &RunSpec, e: std::io::Error) -> Error {
+    let why = if e.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "{}: no such file or directory in the image",
+            spec.argv.first().map_or("", String::as_str)
+        )
+    } else {
+        e.to_string()
+    };
+    Error::Usage(format!(
+        "process \"{}\" cannot start: {why}",
+        spec.argv.join(" ")
+    ))
+}
+
+/// The command of a RUN with exactly `env` and no input.
+pub(super) fn command_of(program: &str, args: &[String], env: &[String]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, ""))))
+        .stdin(Stdio::null());
+    command
+}
+
+/// Spawns `command` with its stdout and stderr on pipes of ours, passing each line to
+/// `output` until every writer is closed. Returns the spawn result and the last
+/// [`TAIL_LINES`] lines. The sandbox's spawn() returns only once the command ended (its
+/// waiting process never execs), so the lines are read by threads started before it.
+pub(super) fn stream_output(
+    mut command: Command,
+    output: &mut dyn FnMut(&str),
+) -> Result<(std::io::Result<std::process::Child>, Vec<String>)> {
+    let (out_reader, out_writer) = std::io::pipe().map_err(|e| Error::io("<pipe>", e))?;
+    let (err_reader, err_writer) = std::io::pipe().map_err(|e| Error::io("<pipe>", e))?;
+    command.stdout(out_writer).stderr(err_writer);
     let (sender, lines) = std::sync::mpsc::channel::<String>();
     let readers: Vec<_> = [
         Box::new(out_reader) as Box<dyn std::io::Read + Send>,
@@ -796,7 +877,7 @@ pub fn run(
     })
     .collect();
     drop(sender);
-    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let mut tail = std::collections::VecDeque::new();
     let spawned = std::thread::scope(|scope| {
         let spawning = scope.spawn(|| {
             let spawned = command.spawn();
@@ -806,7 +887,6 @@ pub fn run(
         });
         for line in lines {
             output(&line);
-            let mut tail = tail.lock().expect("tail lock");
             if tail.len() == TAIL_LINES {
                 tail.pop_front();
             }
@@ -817,36 +897,5 @@ pub fn run(
     for reader in readers {
         let _ = reader.join();
     }
-    let mut child = spawned.map_err(|e| {
-        // EPERM comes from setting up namespaces and mounts; EACCES from exec (a file that
-        // is not executable), which the message below covers.
-        if e.raw_os_error() == Some(libc::EPERM) {
-            return no_sandbox(&e.to_string());
-        }
-        let why = if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{program}: no such file or directory in the image")
-        } else {
-            e.to_string()
-        };
-        Error::Usage(format!(
-            "process \"{}\" cannot start: {why}",
-            spec.argv.join(" ")
-        ))
-    })?;
-    let status = child.wait().map_err(|e| Error::io("<RUN>", e))?;
-    // The upper directory may become a shared layer: on disk before anyone relies on it.
-    sync_file_system(&upper)?;
-    use std::os::unix::process::ExitStatusExt;
-    let tail = std::mem::take(&mut *tail.lock().expect("tail lock"));
-    // The waiting process reports a signal as 128 + its number.
-    let (code, signal) = match status.code() {
-        Some(code) if code > 128 && code < 128 + 65 => (None, Some(code - 128)),
-        code => (code, status.signal()),
-    };
-    Ok(Outcome {
-        code,
-        signal,
-        tail: tail.into_iter().collect(),
-        stubs,
-    })
+    Ok((spawned, tail.into_iter().collect()))
 }

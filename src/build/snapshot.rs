@@ -5,7 +5,7 @@
 //! becomes one `.wh.NAME` per lower child it hides, and every ancestor of an entry is written
 //! once before it (with the upper directory's metadata).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -402,10 +402,18 @@ fn node_of(path: &Path, meta: &std::fs::Metadata) -> Result<Node> {
 /// The layer entries of a RUN: `upper`'s changes against `lowers` (top first), each after
 /// its ancestors, hard links within the layer kept as links.
 pub fn layer_changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(String, Node)>> {
+    entries_of_changes(upper, changes(upper, lowers)?)
+}
+
+/// The layer entries for `changes` of the tree at `upper`.
+fn entries_of_changes(
+    upper: &Path,
+    changes: Vec<(PathBuf, Change)>,
+) -> Result<Vec<(String, Node)>> {
     let mut entries = Vec::new();
     let mut emitted_dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
-    for (rel, change) in changes(upper, lowers)? {
+    for (rel, change) in changes {
         // Ancestors first, once, with the upper directory's metadata.
         let mut ancestors: Vec<&Path> = rel.ancestors().skip(1).collect();
         ancestors.retain(|a| !a.as_os_str().is_empty());
@@ -447,9 +455,166 @@ pub fn layer_changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<(String, No
     Ok(entries)
 }
 
+/// What a stat-diff compares of an entry: a change to any of it (the inode included, for a
+/// replaced file) puts the entry into the layer. A ctime-only change (chmod to the same mode,
+/// a new hard link) does not, as overlay's differ skips a copied-up entry equal to its lower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stat {
+    ino: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl Stat {
+    fn of(meta: &std::fs::Metadata) -> Stat {
+        Stat {
+            ino: meta.ino(),
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: if meta.is_dir() { 0 } else { meta.size() },
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+}
+
+/// A tree's entries by directory (relative, "" for the root), for [`scan_changes`]: the
+/// stat-diff of `container` isolation, which has no overlay to tell what a command changed.
+pub struct Scan {
+    dirs: HashMap<PathBuf, BTreeMap<String, (Stat, bool)>>,
+}
+
+/// Walks `root`, leaving out `skipped` paths (relative: mount points, hoist's own files).
+pub fn scan(root: &Path, skipped: &[PathBuf]) -> Result<Scan> {
+    let mut scan = Scan {
+        dirs: HashMap::new(),
+    };
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        let dir = root.join(&rel);
+        let mut children = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let child = rel.join(entry.file_name());
+            if skipped.contains(&child) {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                return Err(Error::Usage(format!(
+                    "the command made {}, whose name is not UTF-8: hoist cannot put it into a layer",
+                    root.join(&child).display()
+                )));
+            };
+            // Gone since listed (a process still running): not there.
+            let Ok(meta) = std::fs::symlink_metadata(root.join(&child)) else {
+                continue;
+            };
+            if meta.is_dir() {
+                pending.push(child);
+            }
+            children.insert(name, (Stat::of(&meta), meta.is_dir()));
+        }
+        scan.dirs.insert(rel, children);
+    }
+    Ok(scan)
+}
+
+/// The layer entries for what changed in `root` from `before` to `after` (two [`scan`]s), in
+/// the order [`layer_changes`] gives: deleted entries as whiteouts, a replaced directory's
+/// old children each as a whiteout.
+pub fn scan_changes(root: &Path, before: &Scan, after: &Scan) -> Result<Vec<(String, Node)>> {
+    let mut changes = Vec::new();
+    walk_scans(before, after, Path::new(""), &mut changes);
+    entries_of_changes(root, changes)
+}
+
+/// [`walk_changes`] for two scans: each name in order, a directory's changes right after it.
+fn walk_scans(before: &Scan, after: &Scan, rel: &Path, out: &mut Vec<(PathBuf, Change)>) {
+    let empty = BTreeMap::new();
+    let old = before.dirs.get(rel).unwrap_or(&empty);
+    let new = after.dirs.get(rel).unwrap_or(&empty);
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for name in names {
+        let child = rel.join(name);
+        match (old.get(name), new.get(name)) {
+            (Some(_), None) => out.push((child, Change::Delete)),
+            (old_stat, Some((stat, is_dir))) => {
+                if old_stat.is_none_or(|(o, _)| o != stat) {
+                    out.push((child.clone(), Change::AddOrModify));
+                }
+                if *is_dir {
+                    walk_scans(before, after, &child, out);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Adds a directory `/name` to a RUN's entries where a walk would have put it (after the
+/// entries of lesser top-level names), unless it is there already.
+pub fn insert_top_level(entries: &mut Vec<(String, Node)>, name: &str, node: Node) {
+    let path = format!("/{name}");
+    let top = |p: &str| {
+        p.trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    if entries.iter().any(|(p, _)| *p == path) {
+        return;
+    }
+    let at = entries
+        .iter()
+        .position(|(p, _)| top(p).as_str() > name)
+        .unwrap_or(entries.len());
+    entries.insert(at, (path, node));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_level_directories_go_where_a_walk_puts_them() {
+        let dir = |mtime| Node {
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime,
+            size: 0,
+            content: Content::None,
+        };
+        let mut entries = vec![
+            ("/bin".to_string(), dir(1)),
+            ("/etc".to_string(), dir(1)),
+            ("/etc/passwd".to_string(), dir(1)),
+            ("/tmp".to_string(), dir(1)),
+        ];
+        insert_top_level(&mut entries, "proc", dir(2));
+        insert_top_level(&mut entries, "dev", dir(2));
+        insert_top_level(&mut entries, "etc", dir(2));
+        insert_top_level(&mut entries, "sys", dir(2));
+        let paths: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/bin",
+                "/dev",
+                "/etc",
+                "/etc/passwd",
+                "/proc",
+                "/sys",
+                "/tmp"
+            ]
+        );
+        assert_eq!(entries[2].1.mtime, 1, "an entry already there stays");
+    }
 
     #[test]
     fn a_layer_directory_is_walked_once_then_read_from_its_listing() {

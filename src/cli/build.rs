@@ -99,7 +99,8 @@ pub struct Args {
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
     /// How RUN steps are isolated: auto picks chroot as root (needs CAP_SYS_ADMIN), rootless
-    /// (user namespaces, ids from /etc/subuid) otherwise; container is not available yet.
+    /// (user namespaces, ids from /etc/subuid) otherwise; container runs them in this job
+    /// container itself, replacing its files (only inside a container, as root; never auto).
     #[arg(long, value_enum, default_value = "auto", env = "HOIST_ISOLATION")]
     pub isolation: Isolation,
     /// The target platform (default: this machine's).
@@ -272,11 +273,6 @@ pub fn runs_in_user_namespace(args: &Args) -> bool {
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
-    if args.isolation == Isolation::Container {
-        return Err(Error::Usage(
-            "--isolation container is not available yet: use rootless or chroot".into(),
-        ));
-    }
     args.ecr.apply(&ctx.client)?;
     let (ci, project) = super::ci::detect(args.auto_tags.auto())?;
     let mut tags = args
@@ -406,6 +402,11 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         },
         cache_dir,
         skipped,
+        isolation: if args.isolation == Isolation::Container {
+            hoist::build::run::Isolation::Container
+        } else {
+            hoist::build::run::Isolation::Sandbox
+        },
     };
     let reporter = ctx.client.reporter();
     let section = |id: &str, title: Option<String>| {

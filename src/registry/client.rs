@@ -212,7 +212,7 @@ impl RegistryClient {
     pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
         let loopback_only = settings.loopback_only;
         let build = |insecure: bool| {
-            let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            let redirect = || reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 10 {
                     attempt.error("too many redirects")
                 } else if loopback_only && !attempt.url().host_str().is_some_and(is_loopback_host) {
@@ -221,14 +221,23 @@ impl RegistryClient {
                     attempt.follow()
                 }
             });
-            reqwest::Client::builder()
-                .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(30))
-                .read_timeout(Duration::from_secs(120))
-                .pool_idle_timeout(Duration::from_secs(30))
-                .redirect(redirect)
-                .tls_danger_accept_invalid_certs(insecure)
+            let builder = || {
+                reqwest::Client::builder()
+                    .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(Duration::from_secs(30))
+                    .read_timeout(Duration::from_secs(120))
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .redirect(redirect())
+                    .tls_danger_accept_invalid_certs(insecure)
+            };
+            builder()
                 .build()
+                .or_else(|e| {
+                    // No CA certificates on this machine (a bare job container): plain HTTP
+                    // and local work still go; a TLS registry then fails its handshake.
+                    tracing::debug!("no system CA certificates ({e}): TLS peers cannot be verified");
+                    builder().tls_certs_only([]).build()
+                })
                 .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))
         };
         let aws = Arc::new(Aws::new(settings.aws.clone(), reporter.clone()));

@@ -723,17 +723,161 @@ fn without_user_namespaces_or_root_run_says_what_each_mode_needs() {
         .fails_with(1, "hoist is not root, and not root of a user namespace");
 }
 
+/// The job image of an unprivileged Docker executor: this test build of hoist (dynamically
+/// linked) with the libraries `ldd` lists at their paths, and /tmp. Imported once.
+fn hoist_job_image() -> &'static str {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let hoist = env!("CARGO_BIN_EXE_hoist");
+        let ldd = std::process::Command::new("ldd")
+            .arg(hoist)
+            .output()
+            .unwrap();
+        assert!(ldd.status.success());
+        let libraries: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+            .map(str::to_string)
+            .collect();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, bytes: &[u8], mode: u32| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(mode);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, path.trim_start_matches('/'), bytes)
+                .unwrap();
+        };
+        add("/hoist/hoist", &std::fs::read(hoist).unwrap(), 0o755);
+        for library in &libraries {
+            add(library, &std::fs::read(library).unwrap(), 0o755);
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o1777);
+        header.set_size(0);
+        tar.append_data(&mut header, "tmp/", &[][..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let name = "hoist-test/job:latest".to_string();
+        let mut import = crate::harness::reference::docker()
+            .command()
+            .args(["import", "-", &name])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        import.stdin.take().unwrap().write_all(&bytes).unwrap();
+        let out = import.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        name
+    })
+}
+
+/// A stage RUN switches away from and back to, mounts of every kind, users, deletions,
+/// links and a replaced directory.
+const CONTAINER_DOCKERFILE: &str = "FROM $BASE AS tools
+RUN echo tool > /tool && mkdir -p /opt/t && echo x > /opt/t/x
+FROM $BASE
+RUN --mount=type=cache,target=/var/cache/app echo one > /var/cache/app/seen
+RUN --mount=type=cache,target=/var/cache/app --mount=type=bind,from=tools,source=/opt/t,target=/mnt/t --mount=type=secret,id=token,target=/run/secrets/token --mount=type=tmpfs,target=/scratch cat /var/cache/app/seen /mnt/t/x > /got && test \"$(wc -c < /run/secrets/token)\" -eq 6 && touch /scratch/gone
+RUN echo 'bob:x:2000:2000::/home/bob:/bin/sh' >> /etc/passwd && mkdir /home/bob && chown 2000:2000 /home/bob && chmod 700 /usr && rm -rf /home/app && mkdir /home/app && echo new > /home/app/new && ln -s /got /got-link && ln /got /got-hard && rm /etc/group
+USER bob
+WORKDIR /home/bob/work
+RUN id -u > id && echo $HOME > home
+COPY --from=tools /tool /tool
+USER root
+RUN rm /got-link && mkdir -p /a/b && echo deep > /a/b/c
+";
+
 #[test]
-fn isolation_modes_not_built_yet_say_so() {
-    let ctx = context(&[("Dockerfile", "FROM scratch\nRUN true\n")]);
-    Hoist::new()
-        .run([
-            "build",
-            ctx.path().to_str().unwrap(),
-            "--isolation",
-            "container",
+fn container_isolation_builds_in_an_unprivileged_container_what_chroot_builds() {
+    let dir = shared_build_dir(CONTAINER_DOCKERFILE);
+    let share = dir.path().join("share");
+    std::fs::write(share.join("token"), "s3cret").unwrap();
+    let hoist_args = |isolation: &str| -> Vec<String> {
+        vec![
+            "build".into(),
+            share.display().to_string(),
+            "--isolation".into(),
+            isolation.into(),
+            "--progress".into(),
+            "plain".into(),
+            "--secret".into(),
+            format!("id=token,src={}/token", share.display()),
+            "-o".into(),
+            format!("oci:{}/out-{isolation}:img", share.display()),
+        ]
+    };
+    let out = crate::harness::reference::docker()
+        .command()
+        .args(["run", "--rm", "--network", "none", "-v"])
+        .arg(format!("{0}:{0}", share.display()))
+        .args([
+            "-e",
+            &format!("HOIST_CACHE_DIR={}/cache-container", share.display()),
         ])
-        .fails_with(1, "--isolation container is not available yet");
+        .args([
+            "-e",
+            "SOURCE_DATE_EPOCH=0",
+            hoist_job_image(),
+            "/hoist/hoist",
+        ])
+        .args(hoist_args("container"))
+        .output()
+        .unwrap();
+    let in_container = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    in_container.ok();
+    assert!(!in_container.all_output().contains("s3cret"));
+    let chroot = Hoist::new()
+        .env("HOIST_CACHE_DIR", share.join("cache-chroot"))
+        .env("SOURCE_DATE_EPOCH", "0")
+        .run(hoist_args("chroot"));
+    chroot.ok();
+    let unpack = |isolation: &str| {
+        crate::harness::tree::unpack_layout(
+            &share.join(format!("out-{isolation}")),
+            "img",
+            &dir.path().join(format!("unpack-{isolation}")),
+        )
+    };
+    let tree = unpack("container");
+    crate::harness::tree::assert_same_tree(
+        &unpack("chroot"),
+        &tree,
+        "container isolation against chroot",
+    );
+    // Same layers and config, so the same image.
+    assert_eq!(digest(&in_container), digest(&chroot));
+    assert!(
+        !tree.contains_key("/run") && !tree.contains_key("/mnt") && !tree.contains_key("/scratch")
+    );
+    assert_eq!(
+        tree["/home/bob/work/id"].sha256,
+        crate::harness::tree::Entry::file("/x", 0o644, b"2000\n").sha256
+    );
+}
+
+#[test]
+fn container_isolation_is_never_picked_by_itself() {
+    // auto as root is chroot: a RUN here (in a container too) leaves this root alone.
+    let (run, tree) = build_tree(
+        tempfile::tempdir().unwrap().path(),
+        "FROM $BASE\nRUN test ! -e /.dockerenv && echo ok > /ok\n",
+        &[],
+        &[],
+    );
+    run.ok();
+    assert!(tree.unwrap().contains_key("/ok"));
 }
 
 /// The entry names of the last layer of `dir/out:img`.
