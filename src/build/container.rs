@@ -299,11 +299,7 @@ fn stage_mounts(spec: &RunSpec, protected: &[PathBuf], steps: &mut Vec<Undo>) ->
 
 /// Runs `spec` directly in this container, its mounts emulated for the time it runs
 /// (`protected`: relative paths they may not cover).
-pub fn run(
-    spec: &RunSpec,
-    protected: &[PathBuf],
-    output: &mut dyn FnMut(&str),
-) -> Result<Outcome> {
+pub fn run(spec: &RunSpec, protected: &[PathBuf], output: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let (program, args) = spec
         .argv
         .split_first()

@@ -212,15 +212,19 @@ impl RegistryClient {
     pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
         let loopback_only = settings.loopback_only;
         let build = |insecure: bool| {
-            let redirect = || reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 10 {
-                    attempt.error("too many redirects")
-                } else if loopback_only && !attempt.url().host_str().is_some_and(is_loopback_host) {
-                    attempt.error("HOIST_TEST_LOOPBACK_ONLY refuses a redirect off loopback")
-                } else {
-                    attempt.follow()
-                }
-            });
+            let redirect = || {
+                reqwest::redirect::Policy::custom(move |attempt| {
+                    if attempt.previous().len() >= 10 {
+                        attempt.error("too many redirects")
+                    } else if loopback_only
+                        && !attempt.url().host_str().is_some_and(is_loopback_host)
+                    {
+                        attempt.error("HOIST_TEST_LOOPBACK_ONLY refuses a redirect off loopback")
+                    } else {
+                        attempt.follow()
+                    }
+                })
+            };
             let builder = || {
                 reqwest::Client::builder()
                     .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
@@ -235,7 +239,9 @@ impl RegistryClient {
                 .or_else(|e| {
                     // No CA certificates on this machine (a bare job container): plain HTTP
                     // and local work still go; a TLS registry then fails its handshake.
-                    tracing::debug!("no system CA certificates ({e}): TLS peers cannot be verified");
+                    tracing::debug!(
+                        "no system CA certificates ({e}): TLS peers cannot be verified"
+                    );
                     builder().tls_certs_only([]).build()
                 })
                 .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))

@@ -814,28 +814,44 @@ fn container_isolation_builds_in_an_unprivileged_container_what_chroot_builds() 
             format!("oci:{}/out-{isolation}:img", share.display()),
         ]
     };
-    let out = crate::harness::reference::docker()
-        .command()
-        .args(["run", "--rm", "--network", "none", "-v"])
-        .arg(format!("{0}:{0}", share.display()))
-        .args([
-            "-e",
-            &format!("HOIST_CACHE_DIR={}/cache-container", share.display()),
-        ])
-        .args([
-            "-e",
-            "SOURCE_DATE_EPOCH=0",
-            hoist_job_image(),
-            "/hoist/hoist",
-        ])
-        .args(hoist_args("container"))
-        .output()
-        .unwrap();
-    let in_container = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    let in_job_container = |isolation: &str| {
+        let out = crate::harness::reference::docker()
+            .command()
+            .args(["run", "--rm", "--network", "none", "-v"])
+            .arg(format!("{0}:{0}", share.display()))
+            .args([
+                "-e",
+                &format!("HOIST_CACHE_DIR={}/cache-container", share.display()),
+            ])
+            .args(["-e", &format!("HOIST_ISOLATION={isolation}")])
+            .args([
+                "-e",
+                "SOURCE_DATE_EPOCH=0",
+                hoist_job_image(),
+                "/hoist/hoist",
+            ])
+            .args(
+                hoist_args(isolation)
+                    .into_iter()
+                    .filter(|a| a != "--isolation" && a != isolation),
+            )
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     };
+    // Without opting in, the unprivileged container says what would work.
+    let auto = in_job_container("auto");
+    auto.fails_with(1, "Dockerfile:2: RUN cannot set up its sandbox");
+    assert!(
+        auto.stderr.contains("(`--isolation container`)"),
+        "{}",
+        auto.stderr
+    );
+    let in_container = in_job_container("container");
     in_container.ok();
     assert!(!in_container.all_output().contains("s3cret"));
     let chroot = Hoist::new()
@@ -868,7 +884,14 @@ fn container_isolation_builds_in_an_unprivileged_container_what_chroot_builds() 
 }
 
 #[test]
-fn container_isolation_is_never_picked_by_itself() {
+fn container_isolation_is_never_picked_by_itself_and_needs_root() {
+    let dir = shared_build_dir("FROM $BASE\nRUN true\n");
+    let wrapper = as_user("nobody");
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    build_as(dir.path(), &wrapper, &["--isolation", "container"]).fails_with(
+        1,
+        "--isolation container needs hoist to run as root inside the job container",
+    );
     // auto as root is chroot: a RUN here (in a container too) leaves this root alone.
     let (run, tree) = build_tree(
         tempfile::tempdir().unwrap().path(),
