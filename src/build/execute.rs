@@ -1240,13 +1240,7 @@ impl<'a> Builder<'a> {
                         key: Some(key.clone()),
                     },
                 };
-                let dir = extract::layer_dir(
-                    &self.local_dir(),
-                    &blob_origin(&layer.origin),
-                    &layer.descriptor,
-                    &layer.diff_id,
-                )
-                .await?;
+                let dir = self.unpacked(&layer).await?;
                 (layer, dir)
             }
             None => {
@@ -1505,20 +1499,22 @@ impl<'a> Builder<'a> {
 
     /// `layers` (bottom first) unpacked as overlay lower directories, top first.
     async fn lower_dirs(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>> {
-        let local = self.local_dir();
         let mut dirs = Vec::new();
         for layer in layers.iter().rev() {
-            dirs.push(
-                extract::layer_dir(
-                    &local,
-                    &blob_origin(&layer.origin),
-                    &layer.descriptor,
-                    &layer.diff_id,
-                )
-                .await?,
-            );
+            dirs.push(self.unpacked(layer).await?);
         }
         Ok(dirs)
+    }
+
+    /// A layer unpacked as an overlay lower directory in the local cache.
+    async fn unpacked(&self, layer: &LayerRef) -> Result<PathBuf> {
+        extract::layer_dir(
+            &self.local_dir(),
+            &blob_origin(&layer.origin),
+            &layer.descriptor,
+            &layer.diff_id,
+        )
+        .await
     }
 
     /// Where unpacked layers live: the cache's local part, else this build's work dir.
@@ -1677,13 +1673,7 @@ impl<'a> Builder<'a> {
         let mut chain = chain;
         chain.push(layer.diff_id.clone());
         self.root.as_mut().expect("made above").holds(Some(chain));
-        let dir = extract::layer_dir(
-            &self.local_dir(),
-            &blob_origin(&layer.origin),
-            &layer.descriptor,
-            &layer.diff_id,
-        )
-        .await?;
+        let dir = self.unpacked(&layer).await?;
         Ok((layer, dir))
     }
 

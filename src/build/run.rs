@@ -434,6 +434,27 @@ fn lowerdir_option(lowers: &[PathBuf]) -> (Option<PathBuf>, String) {
     (shared_parent, lowerdir)
 }
 
+/// A new `fstype` (proc, sysfs) mounted at `target`, else the host's bound there.
+fn mount_or_bind(fstype: &str, target: &Path, flags: libc::c_ulong) -> Result<Setup> {
+    let host = format!("/{}", if fstype == "sysfs" { "sys" } else { fstype });
+    Ok(Setup::Either(
+        Box::new(Setup::Mount {
+            source: cstring(fstype)?,
+            target: cpath(target)?,
+            fstype: Some(cstring(fstype)?),
+            flags,
+            data: None,
+        }),
+        Box::new(Setup::Mount {
+            source: cstring(host)?,
+            target: cpath(target)?,
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: None,
+        }),
+    ))
+}
+
 /// overlay's mount options; in a user namespace its marks are `user.overlay.*` xattrs.
 fn overlay_options(lowerdir: &str, upper: &Path, work: &Path, mapping: Mapping) -> String {
     let mut options = format!(
@@ -546,39 +567,17 @@ pub fn run(
         // In a user namespace a new proc needs a fully visible one (a container runtime's
         // masked paths forbid it), and sysfs a network namespace of its own: the host's are
         // bound instead, as rootless podman does.
-        Setup::Either(
-            Box::new(Setup::Mount {
-                source: cstring("proc")?,
-                target: cpath(&inside(&builtin("proc")))?,
-                fstype: Some(cstring("proc")?),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                data: None,
-            }),
-            Box::new(Setup::Mount {
-                source: cstring("/proc")?,
-                target: cpath(&inside(&builtin("proc")))?,
-                fstype: None,
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: None,
-            }),
-        ),
-        Setup::Either(
-            Box::new(Setup::Mount {
-                source: cstring("sysfs")?,
-                target: cpath(&inside(&builtin("sys")))?,
-                fstype: Some(cstring("sysfs")?),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
-                data: None,
-            }),
-            Box::new(Setup::Mount {
-                // Its files belong to the host's root: read-only for a namespace's root.
-                source: cstring("/sys")?,
-                target: cpath(&inside(&builtin("sys")))?,
-                fstype: None,
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: None,
-            }),
-        ),
+        mount_or_bind(
+            "proc",
+            &inside(&builtin("proc")),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        )?,
+        // The host's sysfs files belong to its root: read-only for a namespace's root.
+        mount_or_bind(
+            "sysfs",
+            &inside(&builtin("sys")),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+        )?,
         Setup::Mount {
             source: cstring("tmpfs")?,
             target: cpath(&inside(&builtin("dev")))?,

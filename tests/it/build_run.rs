@@ -571,11 +571,7 @@ fn build_as(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Run {
         .env("SOURCE_DATE_EPOCH", "0")
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// The user scripts/test makes, with ranges in /etc/subuid and /etc/subgid.
@@ -837,11 +833,7 @@ fn container_isolation_builds_in_an_unprivileged_container_what_chroot_builds() 
             )
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     };
     // Without opting in, the unprivileged container says what would work.
     let auto = in_job_container("auto");

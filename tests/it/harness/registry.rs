@@ -343,7 +343,12 @@ impl Hoist {
             stdin.write_all(input).unwrap();
         }
         drop(stdin);
-        let out = child.wait_with_output().unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
