@@ -536,7 +536,7 @@ pub async fn push_blob(
     repo: &Repository,
     desc: &Descriptor,
 ) -> Result<BlobOutcome> {
-    if repo.blob_size(&desc.digest).await?.is_some() {
+    if repo.has_blob(&desc.digest).await? {
         return Ok(BlobOutcome::Exists);
     }
     let mount_from = source
@@ -546,7 +546,7 @@ pub async fn push_blob(
         "upload of {} to {}/{}",
         desc.digest, repo.registry, repo.name
     );
-    client
+    let outcome = client
         .retry_policy()
         .run(&what, client.reporter(), || async {
             let location = match mount_from {
@@ -561,7 +561,9 @@ pub async fn push_blob(
                 .await?;
             Ok(BlobOutcome::Transferred)
         })
-        .await
+        .await?;
+    repo.mark_present(&desc.digest);
+    Ok(outcome)
 }
 
 /// Adds tags to an image in the same repository: one manifest PUT per tag, no blob moves.

@@ -379,7 +379,7 @@ impl<'a> Builder<'a> {
                 "the platform's manifest is an index",
             ));
         };
-        let (_, config_bytes, _) = source.config(&manifest).await?;
+        let config_bytes = self.base_config(&source, &parsed.config).await?;
         let config: ImageConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| Error::malformed(format!("image config of {reference}"), e))?;
         if config.rootfs.diff_ids.len() != parsed.layers.len() {
@@ -1225,6 +1225,7 @@ impl<'a> Builder<'a> {
             line(self.options.compression.media_type());
             hasher.finish()
         };
+        let started = std::time::Instant::now();
         let (layer, layer_dir) = match self.cache.lookup(&key) {
             Some(hit) => {
                 let layer = match hit {
@@ -1258,7 +1259,13 @@ impl<'a> Builder<'a> {
                 self.execute_run(state, &spec, &key).await?
             }
         };
+        let ran = started.elapsed();
         self.apply_run_layer(state, &layer_dir)?;
+        tracing::debug!(
+            run_ms = ran.as_millis() as u64,
+            view_ms = (started.elapsed() - ran).as_millis() as u64,
+            "RUN step"
+        );
         state.config.rootfs.diff_ids.push(layer.diff_id.clone());
         self.made.push(layer.clone());
         if self.in_target {
@@ -1474,6 +1481,32 @@ impl<'a> Builder<'a> {
             })),
             None => Ok(None),
         }
+    }
+
+    /// A base image's config: from the cache's blob store when a build fetched it before
+    /// (content-addressed, checked against its digest), else from the source, then kept.
+    async fn base_config(&self, source: &Source, config: &Descriptor) -> Result<bytes::Bytes> {
+        let Some(dir) = self
+            .options
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join("blobs/sha256"))
+        else {
+            return source.blob_bytes(config).await;
+        };
+        let path = dir.join(config.digest.hex());
+        if let Ok(bytes) = std::fs::read(&path)
+            && config.digest.algorithm() == "sha256"
+            && Digest::sha256_of(&bytes) == config.digest
+        {
+            return Ok(bytes.into());
+        }
+        let bytes = source.blob_bytes(config).await?;
+        if matches!(source, Source::Registry { .. }) && config.digest.algorithm() == "sha256" {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            crate::fsutil::write_atomic(&path, &bytes, 0o644)?;
+        }
+        Ok(bytes)
     }
 
     /// `layers` (bottom first) unpacked on top of each other into a directory of their own.

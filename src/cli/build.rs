@@ -423,6 +423,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         Some(format!("build {}", options.dockerfile_name)),
     );
     let built = hoist::build::build(&ctx.client, &options).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "built");
     section("hoist_build", None);
     let image = &built.image;
     let source = hoist::build::as_source(image);
@@ -462,6 +463,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             .await?,
         );
     }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "written");
     section("hoist_push", None);
     let mut written: Vec<ImageRef> = Vec::new();
     for (destination, extra) in destinations.iter().zip(&extra_tags) {

@@ -194,6 +194,9 @@ struct Inner {
     moving_tags: Mutex<std::collections::HashSet<String>>,
     /// Per pushed ECR repository: checked (and created) once per run.
     push_checks: Mutex<HashMap<String, Arc<OnceCell<Option<RepositoryInfo>>>>>,
+    /// Blobs this run saw in or put into a repository (`registry/name@digest`): a build's
+    /// early uploads and its final push do not ask twice.
+    present: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Clone)]
@@ -258,6 +261,7 @@ impl RegistryClient {
                 ecr_create: Mutex::new(None),
                 moving_tags: Mutex::new(["latest".to_string()].into()),
                 push_checks: Mutex::new(HashMap::new()),
+                present: Mutex::new(std::collections::HashSet::new()),
             }),
         })
     }
@@ -280,6 +284,7 @@ impl RegistryClient {
                 ecr_create: Mutex::new(None),
                 moving_tags: Mutex::new(["latest".to_string()].into()),
                 push_checks: Mutex::new(HashMap::new()),
+                present: Mutex::new(std::collections::HashSet::new()),
             }),
         };
         let host = client.host(registry);
@@ -671,10 +676,17 @@ impl RegistryClient {
             if let Some(header) = &header {
                 req = req.header(AUTHORIZATION, header);
             }
+            let sent = std::time::Instant::now();
             let resp = req
                 .send()
                 .await
                 .map_err(|e| Attempt::from(network_error(&url, &e)))?;
+            tracing::trace!(
+                url = %redact_url(&url),
+                status = resp.status().as_u16(),
+                ms = sent.elapsed().as_millis() as u64,
+                "registry request"
+            );
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
@@ -980,7 +992,18 @@ impl Repository {
     }
 
     /// The size of a blob if the repository has it.
-    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+    /// Whether the repository has the blob (a HEAD, unless this run saw it there already).
+    pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        if self
+            .client
+            .inner
+            .present
+            .lock()
+            .expect("present lock")
+            .contains(&self.blob_key(digest))
+        {
+            return Ok(true);
+        }
         let path = format!("blobs/{digest}");
         let resp = self
             .send(&self.what(&path), |http, base| {
@@ -989,16 +1012,28 @@ impl Repository {
             })
             .await?;
         match resp.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(
-                resp.headers()
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => {
+                self.mark_present(digest);
+                Ok(true)
+            }
             _ => Err(self.error(resp).await),
         }
+    }
+
+    /// Remembers for this run that the repository has the blob (uploaded or mounted).
+    pub fn mark_present(&self, digest: &Digest) {
+        let key = self.blob_key(digest);
+        self.client
+            .inner
+            .present
+            .lock()
+            .expect("present lock")
+            .insert(key);
+    }
+
+    fn blob_key(&self, digest: &Digest) -> String {
+        format!("{}/{}@{digest}", self.registry, self.name)
     }
 
     /// Opens a blob for reading. The stream fails at its end if the bytes do not hash to
