@@ -536,6 +536,25 @@ pub async fn push_blob(
     repo: &Repository,
     desc: &Descriptor,
 ) -> Result<BlobOutcome> {
+    // One push per blob and repository at a time: a second caller waits for the first and
+    // finds the blob there (or tries again if the first failed).
+    let flight = repo.push_flight(&desc.digest);
+    let mut outcome = BlobOutcome::Exists;
+    flight
+        .get_or_try_init(|| async {
+            outcome = push_blob_once(client, source, repo, desc).await?;
+            Ok::<(), Error>(())
+        })
+        .await?;
+    Ok(outcome)
+}
+
+async fn push_blob_once(
+    client: &RegistryClient,
+    source: &dyn BlobSource,
+    repo: &Repository,
+    desc: &Descriptor,
+) -> Result<BlobOutcome> {
     if repo.has_blob(&desc.digest).await? {
         return Ok(BlobOutcome::Exists);
     }

@@ -148,8 +148,6 @@ pub struct Builder<'a> {
     cache: Arc<Cache>,
     /// Every layer this build made or reused from the cache, for `--cache-to`.
     made: Vec<LayerRef>,
-    /// Uploads of the target stage's layers, started as soon as each layer exists.
-    uploads: Vec<tokio::task::JoinHandle<Result<()>>>,
     /// Whether the stage being built is the target (whose layers are uploaded early).
     in_target: bool,
     work: Arc<tempfile::TempDir>,
@@ -217,7 +215,6 @@ impl<'a> Builder<'a> {
             extracted: HashMap::new(),
             cache,
             made: Vec::new(),
-            uploads: Vec::new(),
             in_target: false,
             work: Arc::new(work),
             context: None,
@@ -247,11 +244,6 @@ impl<'a> Builder<'a> {
             self.in_target = index == plan.target;
             let state = self.run_stage(stage).await?;
             self.stages[index] = Some(state);
-        }
-        for upload in std::mem::take(&mut self.uploads) {
-            upload
-                .await
-                .map_err(|e| Error::Internal(format!("an upload task failed: {e}")))??;
         }
         let target = self.stages[plan.target]
             .take()
@@ -1772,7 +1764,7 @@ impl<'a> Builder<'a> {
             if node.kind == Kind::File {
                 node.content = Content::Local(dir.join(path.trim_start_matches('/')));
             }
-            state.view.put_base(&path, node);
+            state.view.put_base_owned(path, node);
         }
         Ok(())
     }
@@ -1828,11 +1820,11 @@ impl<'a> Builder<'a> {
             let repo = client.repository(destination, crate::registry::Access::Push);
             let origin = blob_origin(&layer.origin);
             let descriptor = layer.descriptor.clone();
-            self.uploads.push(tokio::spawn(async move {
-                crate::copy::push_blob(&client, &origin, &repo, &descriptor)
-                    .await
-                    .map(|_| ())
-            }));
+            // Not awaited: the push of the image joins an upload still under way (and
+            // retries one that failed), so the config and manifest need not wait here.
+            tokio::spawn(async move {
+                let _ = crate::copy::push_blob(&client, &origin, &repo, &descriptor).await;
+            });
         }
     }
 

@@ -253,14 +253,19 @@ impl FsView {
     /// Sets a node from a base layer: missing parents appear as 0755 root directories, the way
     /// tar extraction creates them. Not recorded as a change.
     pub fn put_base(&mut self, path: &str, node: Node) {
-        self.ensure_parents_silently(path);
+        self.put_base_owned(path.to_string(), node);
+    }
+
+    /// [`FsView::put_base`] of a path the caller owns already.
+    pub fn put_base_owned(&mut self, path: String, node: Node) {
+        self.ensure_parents_silently(&path);
         if !node.is_dir() {
             // A non-directory replaces a directory and its contents.
-            if self.nodes.get(path).is_some_and(Node::is_dir) {
-                self.remove_tree(path);
+            if self.nodes.get(&path).is_some_and(Node::is_dir) {
+                self.remove_tree(&path);
             }
         }
-        self.nodes.insert(path.to_string(), node);
+        self.nodes.insert(path, node);
     }
 
     fn ensure_parents_silently(&mut self, path: &str) {

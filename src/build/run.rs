@@ -468,17 +468,6 @@ fn overlay_options(lowerdir: &str, upper: &Path, work: &Path, mapping: Mapping) 
     options
 }
 
-/// syncfs(2) on the file system holding `dir`.
-fn sync_file_system(dir: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let handle = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
-    // SAFETY: syncfs on a descriptor we own.
-    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-        return Err(Error::io(dir, std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
 /// The default `/etc/hosts` of a RUN (BuildKit's, with the host network).
 const HOSTS: &str =
     "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -547,7 +536,7 @@ pub fn run(
             path: cpath(shared_parent.as_deref().unwrap_or(Path::new("/")))?,
         },
         // nodev: device nodes in the image (or made by the command) open nothing. volatile
-        // (Linux 5.10+): no sync on every copy-up, the upper directory is synced once after.
+        // (Linux 5.10+): no sync on every copy-up.
         Setup::Either(
             Box::new(Setup::Mount {
                 source: cstring("overlay")?,
@@ -805,9 +794,10 @@ pub fn run(
         }
         cannot_start(spec, e)
     })?;
+    // No sync of the upper directory: syncfs(2) would wait for every dirty page of the file
+    // system (other builds' and jobs' too). Killing hoist loses nothing; a machine crash may
+    // leave a layer directory incomplete, as any unsynced write.
     let status = child.wait().map_err(|e| Error::io("<RUN>", e))?;
-    // The upper directory may become a shared layer: on disk before anyone relies on it.
-    sync_file_system(&upper)?;
     use std::os::unix::process::ExitStatusExt;
     // The waiting process reports a signal as 128 + its number.
     let (code, signal) = match status.code() {

@@ -53,17 +53,11 @@ fn whiteout(path: String) -> (String, Node) {
     )
 }
 
-/// One entry of a layer directory's saved listing (contents stay in the directory).
+/// One entry of a layer directory's saved listing (contents stay in the directory): path,
+/// kind, mode, uid, gid, mtime, size. A JSON array, not an object: a cached RUN step reads
+/// thousands of them.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Listed {
-    path: String,
-    kind: Kind,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-    size: u64,
-}
+struct Listed(String, Kind, u32, u32, u32, i64, u64);
 
 /// [`dir_entries`] of an unpacked layer directory that never changes once made, from a
 /// listing saved beside it (`DIR.entries`) after the first walk: a cached RUN step then
@@ -76,35 +70,37 @@ pub fn layer_dir_entries(dir: &Path) -> Result<Vec<(String, Node)>> {
     {
         return Ok(listed
             .into_iter()
-            .map(|l| {
-                let content = match l.kind {
-                    Kind::File => Content::Local(dir.join(l.path.trim_start_matches('/'))),
+            .map(|Listed(path, kind, mode, uid, gid, mtime, size)| {
+                let content = match kind {
+                    Kind::File => Content::Local(dir.join(path.trim_start_matches('/'))),
                     _ => Content::None,
                 };
                 let node = Node {
-                    kind: l.kind,
-                    mode: l.mode,
-                    uid: l.uid,
-                    gid: l.gid,
-                    mtime: l.mtime,
-                    size: l.size,
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    size,
                     content,
                 };
-                (l.path, node)
+                (path, node)
             })
             .collect());
     }
     let entries = dir_entries(dir)?;
     let listed: Vec<Listed> = entries
         .iter()
-        .map(|(path, n)| Listed {
-            path: path.clone(),
-            kind: n.kind.clone(),
-            mode: n.mode,
-            uid: n.uid,
-            gid: n.gid,
-            mtime: n.mtime,
-            size: n.size,
+        .map(|(path, n)| {
+            Listed(
+                path.clone(),
+                n.kind.clone(),
+                n.mode,
+                n.uid,
+                n.gid,
+                n.mtime,
+                n.size,
+            )
         })
         .collect();
     // A listing that cannot be saved only costs a walk next time.

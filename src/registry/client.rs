@@ -197,6 +197,8 @@ struct Inner {
     /// Blobs this run saw in or put into a repository (`registry/name@digest`): a build's
     /// early uploads and its final push do not ask twice.
     present: Mutex<std::collections::HashSet<String>>,
+    /// Blob pushes under way or done, by the same key.
+    pushes: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
 }
 
 #[derive(Clone)]
@@ -262,6 +264,7 @@ impl RegistryClient {
                 moving_tags: Mutex::new(["latest".to_string()].into()),
                 push_checks: Mutex::new(HashMap::new()),
                 present: Mutex::new(std::collections::HashSet::new()),
+                pushes: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -285,6 +288,7 @@ impl RegistryClient {
                 moving_tags: Mutex::new(["latest".to_string()].into()),
                 push_checks: Mutex::new(HashMap::new()),
                 present: Mutex::new(std::collections::HashSet::new()),
+                pushes: Mutex::new(HashMap::new()),
             }),
         };
         let host = client.host(registry);
@@ -1030,6 +1034,13 @@ impl Repository {
             .lock()
             .expect("present lock")
             .insert(key);
+    }
+
+    /// The one push of `digest` into this repository this run.
+    pub fn push_flight(&self, digest: &Digest) -> Arc<OnceCell<()>> {
+        let key = self.blob_key(digest);
+        let mut pushes = self.client.inner.pushes.lock().expect("pushes lock");
+        pushes.entry(key).or_default().clone()
     }
 
     fn blob_key(&self, digest: &Digest) -> String {
