@@ -67,3 +67,24 @@ impl FileLock {
         Ok(FileLock { _file: file })
     }
 }
+
+/// A file's `security.capability` xattr (file capabilities, as `setcap` writes them), if it
+/// has one. Symlinks are not followed.
+pub fn file_capability(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut value = vec![0u8; 64];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    (n > 0).then(|| {
+        value.truncate(n as usize);
+        value
+    })
+}

@@ -123,6 +123,18 @@ fn append_entry<W: Write>(
         Kind::File => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(node.size);
+            // File capabilities travel with the file, the only xattr BuildKit's layer writer
+            // keeps (containerd pkg/archive/tar.go, ChangeWriter.HandleChange).
+            if let Content::Local(source) = &node.content
+                && let Some(capability) = crate::fsutil::file_capability(source)
+            {
+                builder
+                    .append_pax_extensions([(
+                        "SCHILY.xattr.security.capability",
+                        capability.as_slice(),
+                    )])
+                    .map_err(tar_err)?;
+            }
             let reader = open(&node.content)?;
             // A file that changed size since it was looked at would corrupt the tar.
             let mut limited = ExactSize {

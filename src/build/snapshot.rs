@@ -229,24 +229,6 @@ fn lower_children(lowers: &[PathBuf], rel: &Path) -> BTreeSet<String> {
     names
 }
 
-fn capability(path: &Path) -> Vec<u8> {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return Vec::new();
-    };
-    let mut value = vec![0u8; 256];
-    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"security.capability".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    value.truncate(n.max(0) as usize);
-    value
-}
-
 fn same_bytes(a: &Path, b: &Path) -> bool {
     use std::io::Read;
     let (Ok(mut x), Ok(mut y)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
@@ -278,7 +260,7 @@ fn same_dirent(lower: &Path, upper: &Path) -> bool {
     if l.mode() != u.mode() || l.uid() != u.uid() || l.gid() != u.gid() || l.rdev() != u.rdev() {
         return false;
     }
-    if capability(lower) != capability(upper) {
+    if crate::fsutil::file_capability(lower) != crate::fsutil::file_capability(upper) {
         return false;
     }
     if u.is_dir() {

@@ -1083,3 +1083,64 @@ fn a_file_that_is_not_executable_is_named_as_such() {
     run.fails_with(1, "process \"/etc/passwd\" cannot start: Permission denied");
     assert!(!run.stderr.contains("CAP_SYS_ADMIN"), "{}", run.stderr);
 }
+
+/// `cap_net_raw+ep` as `setcap` writes it (VFS_CAP_REVISION_2, effective).
+const NET_RAW_CAPABILITY: [u8; 20] = [
+    0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+#[test]
+fn file_capabilities_stay_with_the_files_copy_and_run_put_in_layers() {
+    // BuildKit's layer writer keeps `security.capability` of each entry (containerd
+    // pkg/archive/tar.go, ChangeWriter.HandleChange), and the context carries xattrs (fsutil
+    // Stat.Xattrs): a COPY'd file keeps its capabilities, and so does a RUN's copy-up of it.
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nCOPY ping /ping\nRUN chmod 4755 /ping\n", base()),
+    )
+    .unwrap();
+    let ping = ctx.join("ping");
+    std::fs::write(&ping, "not really ping").unwrap();
+    let path = std::ffi::CString::new(ping.to_str().unwrap()).unwrap();
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            NET_RAW_CAPABILITY.as_ptr().cast(),
+            NET_RAW_CAPABILITY.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+    build(&ctx, &dir.path().join("cache"), &[]).ok();
+    let mut modes_with_capability = Vec::new();
+    for blob in layer_bytes(&dir.path().join("out")) {
+        let mut archive = tar::Archive::new(&blob[..]);
+        let Ok(entries) = archive.entries() else {
+            continue;
+        };
+        for mut entry in entries.flatten() {
+            if entry.path().unwrap().to_str() != Some("ping") {
+                continue;
+            }
+            let mode = entry.header().mode().unwrap();
+            let capability = entry.pax_extensions().unwrap().and_then(|pax| {
+                pax.flatten()
+                    .find(|e| e.key() == Ok("SCHILY.xattr.security.capability"))
+                    .map(|e| e.value_bytes().to_vec())
+            });
+            assert_eq!(
+                capability.as_deref(),
+                Some(&NET_RAW_CAPABILITY[..]),
+                "mode {mode:o}"
+            );
+            modes_with_capability.push(mode);
+        }
+    }
+    modes_with_capability.sort();
+    assert_eq!(modes_with_capability, [0o644, 0o4755]);
+}
