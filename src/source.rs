@@ -40,10 +40,13 @@ pub enum BlobOrigin {
 }
 
 pub struct BuiltImage {
+    /// The image's manifest, or the index of a multi-platform build.
     pub manifest: RawManifest,
+    /// An index's platform manifests, by digest (empty for a single image).
+    pub children: HashMap<Digest, RawManifest>,
     pub blobs: HashMap<Digest, BlobOrigin>,
-    /// Keeps the directory holding the new layers alive as long as the image.
-    pub work: Option<Arc<tempfile::TempDir>>,
+    /// Keeps the directories holding the new layers alive as long as the image.
+    pub work: Vec<Arc<tempfile::TempDir>>,
 }
 
 impl Source {
@@ -109,7 +112,11 @@ impl Source {
                 Some(&desc.media_type),
                 &what,
             )?,
-            Source::Built(image) => image.manifest.clone(),
+            Source::Built(image) => image
+                .children
+                .get(&desc.digest)
+                .unwrap_or(&image.manifest)
+                .clone(),
         };
         if raw.digest != desc.digest {
             return Err(Error::DigestMismatch {

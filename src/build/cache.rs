@@ -81,6 +81,21 @@ pub struct CacheStats {
     pub layers_built: AtomicU64,
 }
 
+impl CacheStats {
+    /// Adds another build's counts (the platforms of one multi-platform build).
+    pub fn add(&self, other: &CacheStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (mine, theirs) in [
+            (&self.files_hashed, &other.files_hashed),
+            (&self.files_unchanged, &other.files_unchanged),
+            (&self.layers_reused, &other.layers_reused),
+            (&self.layers_built, &other.layers_built),
+        ] {
+            mine.fetch_add(theirs.load(Relaxed), Relaxed);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct StatEntry {
     size: u64,

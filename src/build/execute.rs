@@ -62,6 +62,7 @@ pub enum SecretSource {
     Env(String),
 }
 
+#[derive(Clone)]
 pub struct BuildOptions {
     pub context: PathBuf,
     /// `--secret id=ID,src=FILE|env=VAR`, by id.
@@ -1558,6 +1559,7 @@ impl<'a> Builder<'a> {
         spec: &run::RunSpec,
         key: &Digest,
     ) -> Result<(LayerRef, PathBuf)> {
+        run::check_emulation(&state.config.platform)?;
         if self.options.isolation == run::Isolation::Container {
             return self.execute_run_in_container(state, spec, key).await;
         }
@@ -1956,7 +1958,8 @@ impl<'a> Builder<'a> {
         Ok(BuiltImage {
             manifest,
             blobs,
-            work: Some(self.work),
+            children: HashMap::new(),
+            work: vec![self.work],
         })
     }
 }

@@ -75,6 +75,68 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Bu
     })
 }
 
+/// Builds the image for each of `platforms` (all at once) and joins them in one index: a
+/// Docker manifest list for Docker-format images, else an OCI index. Entries keep the order
+/// given; no attestation manifests (AWS Lambda refuses indexes holding them). One platform
+/// gives a plain image.
+pub async fn build_platforms(
+    client: &RegistryClient,
+    options: &BuildOptions,
+    platforms: &[crate::oci::Platform],
+) -> Result<Built> {
+    if let [platform] = platforms {
+        let options = BuildOptions {
+            platform: platform.clone(),
+            ..options.clone()
+        };
+        return build(client, &options).await;
+    }
+    let builds = futures_util::future::try_join_all(platforms.iter().map(|platform| {
+        let options = BuildOptions {
+            platform: platform.clone(),
+            ..options.clone()
+        };
+        async move { build(client, &options).await }
+    }))
+    .await?;
+    let media_type = match options.format {
+        ImageFormat::Docker => crate::oci::media::DOCKER_MANIFEST_LIST,
+        ImageFormat::Oci => crate::oci::media::OCI_INDEX,
+    };
+    let mut entries = Vec::new();
+    let mut children = std::collections::HashMap::new();
+    let mut blobs = std::collections::HashMap::new();
+    let mut work = Vec::new();
+    for (built, platform) in builds.iter().zip(platforms) {
+        let image = &built.image;
+        let mut entry = image.manifest.descriptor();
+        entry.platform = Some(platform.clone());
+        entries.push(entry);
+        children.insert(image.manifest.digest.clone(), image.manifest.clone());
+        blobs.extend(image.blobs.iter().map(|(d, o)| (d.clone(), o.clone())));
+        work.extend(image.work.iter().cloned());
+    }
+    let index = crate::oci::Index::new(media_type, entries);
+    let manifest = crate::oci::RawManifest::new(
+        crate::oci::to_json_bytes(&index),
+        Some(media_type),
+        "the built index",
+    )?;
+    let cache = builds[0].cache.clone();
+    for other in &builds[1..] {
+        cache.stats.add(&other.cache.stats);
+    }
+    Ok(Built {
+        image: Arc::new(BuiltImage {
+            manifest,
+            children,
+            blobs,
+            work,
+        }),
+        cache,
+    })
+}
+
 /// The image as a copy source, for writing it to layouts, archives and registries.
 pub fn as_source(image: &Arc<BuiltImage>) -> Source {
     Source::Built(image.clone())

@@ -167,7 +167,8 @@ pub async fn export(
     let artifact = Source::Built(Arc::new(BuiltImage {
         manifest,
         blobs,
-        work: None,
+        children: Default::default(),
+        work: Vec::new(),
     }));
     copy_source(
         client,

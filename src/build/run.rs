@@ -345,6 +345,55 @@ fn no_sandbox(why: &str) -> Error {
     ))
 }
 
+/// The name QEMU and binfmt_misc give the machine of `platform` (`qemu-aarch64`), or `None`
+/// when this machine runs its programs itself.
+fn emulated_machine(platform: &crate::oci::Platform) -> Option<&'static str> {
+    let host = crate::oci::Platform::host();
+    let native = platform.architecture == host.architecture
+        || (host.architecture == "amd64" && platform.architecture == "386")
+        || (host.architecture == "arm64" && platform.architecture == "arm");
+    if native {
+        return None;
+    }
+    Some(match platform.architecture.as_str() {
+        "amd64" => "x86_64",
+        "386" => "i386",
+        "arm64" => "aarch64",
+        "arm" => "arm",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64le" => "mips64el",
+        "loong64" => "loongarch64",
+        _ => "unknown",
+    })
+}
+
+/// Fails when a RUN for `platform` cannot run here: a foreign machine needs an enabled
+/// binfmt_misc handler (QEMU user emulation) for it.
+pub fn check_emulation(platform: &crate::oci::Platform) -> Result<()> {
+    let platform = &platform.clone().normalized();
+    let Some(machine) = emulated_machine(platform) else {
+        return Ok(());
+    };
+    let handlers = Path::new("/proc/sys/fs/binfmt_misc");
+    let enabled = |name: &str| {
+        std::fs::read_to_string(handlers.join(name))
+            .is_ok_and(|h| h.lines().next() == Some("enabled"))
+    };
+    let globally_on =
+        std::fs::read_to_string(handlers.join("status")).is_ok_and(|s| s.trim() == "enabled");
+    // Debian's qemu-user-static, tonistiigi/binfmt and multiarch/qemu-user-static all name
+    // the handler qemu-<machine>.
+    if globally_on && enabled(&format!("qemu-{machine}")) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "RUN for {platform} needs to emulate {machine}, and this machine has no binfmt_misc handler for it (qemu-{machine}): install qemu-user-static and binfmt-support on the runner (or run `docker run --privileged --rm tonistiigi/binfmt --install {arch}` once), or build each platform on a native runner and join them with `hoist manifest merge`",
+        arch = platform.architecture
+    )))
+}
+
 /// Fails early, before any layer is unpacked, when RUN cannot work here.
 pub fn check_sandbox() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -103,7 +103,9 @@ pub struct Args {
     /// container itself, replacing its files (only inside a container, as root; never auto).
     #[arg(long, value_enum, default_value = "auto", env = "HOIST_ISOLATION")]
     pub isolation: Isolation,
-    /// The target platform (default: this machine's).
+    /// The target platform, or several (`linux/amd64,linux/arm64`: one image per platform,
+    /// pushed as one index; RUN for a foreign platform needs a QEMU binfmt_misc handler).
+    /// Default: this machine's.
     #[arg(long)]
     pub platform: Option<String>,
 }
@@ -259,6 +261,20 @@ fn cache_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("hoist")))
 }
 
+/// `--platform a,b,...`: each parsed and normalised, in order, once.
+fn parse_platforms(list: &str) -> Result<Vec<Platform>> {
+    let mut platforms: Vec<Platform> = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        let platform =
+            Platform::parse(item).map_err(|e| Error::Usage(format!("--platform: {e}")))?;
+        if platforms.contains(&platform) {
+            return Err(Error::Usage(format!("--platform names {platform} twice")));
+        }
+        platforms.push(platform);
+    }
+    Ok(platforms)
+}
+
 /// Whether this build runs in a user namespace of its own (`rootless`): asked for, or picked
 /// by `auto` when hoist is not root (root uses `chroot`).
 pub fn runs_in_user_namespace(args: &Args) -> bool {
@@ -318,10 +334,11 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let build_args = build_args(&args.build_args)?;
     let (dockerfile_name, dockerfile_path, dockerfile) =
         read_dockerfile(&args.context, args.file.as_deref())?;
-    let platform = match &args.platform {
-        Some(p) => Platform::parse(p).map_err(Error::Usage)?,
-        None => Platform::host(),
+    let platforms = match &args.platform {
+        Some(list) => parse_platforms(list)?,
+        None => vec![Platform::host()],
     };
+    let platform = platforms[0].clone();
     let cache_dir = cache_dir();
     // The outputs and the cache are never part of the context, even when inside it.
     let mut skipped: Vec<PathBuf> = destinations
@@ -422,7 +439,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         "hoist_build",
         Some(format!("build {}", options.dockerfile_name)),
     );
-    let built = hoist::build::build(&ctx.client, &options).await?;
+    let built = hoist::build::build_platforms(&ctx.client, &options, &platforms).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "built");
     section("hoist_build", None);
     let image = &built.image;

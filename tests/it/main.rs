@@ -14,5 +14,6 @@ mod commands;
 mod copy;
 mod ecr;
 mod endpoints;
+mod multiplatform;
 mod reference_selftest;
 mod retries;
