@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod inspect;
+pub mod merge;
 pub mod oci;
 pub mod progress;
 pub mod reference;

@@ -55,6 +55,7 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Bu
         &dockerfile,
         &options.build_args,
         options.target.as_deref(),
+        &crate::oci::Platform::host(),
         &options.platform,
         &named,
     )
@@ -92,8 +93,10 @@ pub async fn build_platforms(
         return build(client, &options).await;
     }
     let builds = futures_util::future::try_join_all(platforms.iter().map(|platform| {
+        // Steps and errors say which platform's build they belong to, as buildx does.
         let options = BuildOptions {
             platform: platform.clone(),
+            dockerfile_name: format!("[{platform}] {}", options.dockerfile_name),
             ..options.clone()
         };
         async move { build(client, &options).await }

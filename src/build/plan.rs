@@ -112,14 +112,14 @@ pub fn default_args(
     env
 }
 
-/// Plans the build. `platform` is the target platform (also the build platform: hoist does
-/// not cross-build yet).
-/// `named` are the names of `--build-context`s: they replace a stage of that name, and a base
+/// Plans the build for the `platform` target on a `build_platform` machine (stages `FROM
+/// --platform=$BUILDPLATFORM` run there, natively). `named` are the names of `--build-context`s: they replace a stage of that name, and a base
 /// image of that name (BuildKit's named contexts).
 pub fn plan(
     dockerfile: &Dockerfile,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
+    build_platform: &Platform,
     platform: &Platform,
     named: &BTreeSet<String>,
 ) -> Result<Plan, PlanError> {
@@ -151,7 +151,7 @@ pub fn plan(
         })
         .unwrap_or_default();
     let target_stage = target.map(str::to_string).unwrap_or(last_name);
-    let mut global = default_args(platform, platform, &target_stage, build_args);
+    let mut global = default_args(build_platform, platform, &target_stage, build_args);
     for instruction in meta {
         let Command::Arg(args) = &instruction.command else {
             continue;

@@ -7,6 +7,7 @@ pub mod credential_helper;
 pub mod ecr;
 pub mod inspect;
 pub mod login;
+pub mod manifest;
 pub mod progress;
 pub mod tag;
 pub mod tags;
@@ -68,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ci::Command,
     },
+    /// Multi-platform indexes: join per-platform images built on separate runners.
+    Manifest {
+        #[command(subcommand)]
+        command: manifest::Command,
+    },
     /// Amazon ECR: create/converge repositories, gate on scan findings.
     Ecr {
         #[command(subcommand)]
@@ -126,6 +132,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Tags(args) => tags::run(&ctx, args).await,
         Command::Login(args) => login::run(&ctx, args).await,
         Command::Ecr { command } => ecr::run(&ctx, command).await,
+        Command::Manifest { command } => manifest::run(&ctx, command).await,
         Command::Ci { command } => ci::run(&ctx, command).await,
     }
 }

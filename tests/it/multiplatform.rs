@@ -185,3 +185,117 @@ fn a_foreign_run_without_an_emulator_names_the_missing_handler() {
             "Dockerfile:3: RUN for linux/s390x needs to emulate s390x, and this machine has no binfmt_misc handler for it (qemu-s390x): install qemu-user-static",
         );
 }
+
+#[test]
+fn merging_platforms_built_apart_equals_the_combined_build_and_moves_no_layer() {
+    let dir = project("COPY hello /hello\nRUN uname -m > /machine\n");
+    let proxy = crate::harness::proxy::FaultProxy::start(shared().addr);
+    let host = proxy.addr.to_string();
+    let build = |platforms: &str, target: &str| {
+        Hoist::new()
+            .env("HOIST_CACHE_DIR", dir.path().join("cache"))
+            .env("SOURCE_DATE_EPOCH", "0")
+            .run([
+                "build",
+                dir.path().join("ctx").to_str().unwrap(),
+                "--platform",
+                platforms,
+                "-t",
+                target,
+                "--push",
+            ])
+            .ok();
+    };
+    let amd64 = format!("{host}/merge/amd64:v1");
+    let arm64 = format!("{host}/merge/arm64:v1");
+    let both = format!("{host}/merge/app:both");
+    build("linux/amd64", &amd64);
+    build("linux/arm64", &arm64);
+    build("linux/amd64,linux/arm64", &both);
+    proxy.clear_log();
+    let merged = format!("{host}/merge/app:merged");
+    let run = Hoist::new().run(["--json", "manifest", "merge", "-t", &merged, &amd64, &arm64]);
+    run.ok();
+    let out = run.json();
+    // Entries in the order the sources were given: the same index as the combined build's.
+    let raw = |r: &str| skopeo_raw(r, None).unwrap();
+    assert_eq!(raw(&merged), raw(&both));
+    assert_eq!(
+        out["digest"].as_str().unwrap(),
+        format!(
+            "sha256:{}",
+            crate::harness::registry::sha256_hex(&raw(&both))
+        )
+    );
+    assert_eq!(out["platforms"][1]["platform"], "linux/arm64");
+    // Only the two configs were read (for their platforms); layers were mounted, not moved.
+    let configs: Vec<String> = [&amd64, &arm64]
+        .iter()
+        .map(|r| {
+            let manifest: serde_json::Value = serde_json::from_slice(&raw(r)).unwrap();
+            manifest["config"]["digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let fetched: Vec<String> = proxy
+        .log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert!(
+        fetched.iter().all(|d| configs.contains(d)),
+        "{fetched:?} {configs:?}"
+    );
+    assert_eq!(proxy.uploaded_bytes(), 0, "{:#?}", proxy.log());
+
+    // The same platform twice is refused, unless the later one should win.
+    Hoist::new()
+        .run(["manifest", "merge", "-t", &merged, &both, &arm64])
+        .fails_with(
+            1,
+            &format!("linux/arm64 is in both {both} and {arm64}: pass --replace"),
+        );
+    Hoist::new()
+        .run([
+            "manifest",
+            "merge",
+            "-t",
+            &merged,
+            &both,
+            &arm64,
+            "--replace",
+        ])
+        .ok();
+}
+
+#[test]
+fn a_build_platform_stage_runs_natively_for_every_target() {
+    // The cross-compiling pattern: the tool stage runs on the build machine, its output is
+    // copied into each target platform's image.
+    let dir = project(
+        "ARG TARGETARCH\nCOPY hello /hello\n\
+         FROM --platform=$BUILDPLATFORM oci-layout://BASE:latest AS tools\n\
+         ARG TARGETARCH\nRUN echo \"$(uname -m) for $TARGETARCH\" > /made\n\
+         FROM oci-layout://BASE:latest\nCOPY --from=tools /made /made\n",
+    );
+    let dockerfile = dir.path().join("ctx/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(
+        &dockerfile,
+        text.replace("BASE", &example_layout().display().to_string()),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    Hoist::new()
+        .run([
+            "build",
+            dir.path().join("ctx").to_str().unwrap(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("oci:{}:img", out.display()),
+        ])
+        .ok();
+    let arm64 = unpack_platform(&out, "arm64", &dir.path().join("arm64"));
+    assert_eq!(arm64["/made"].sha256, file_sha(b"x86_64 for arm64\n"));
+}
