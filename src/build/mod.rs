@@ -36,8 +36,20 @@ pub struct Built {
     pub cache: Arc<cache::Cache>,
 }
 
-/// Parses, plans and runs a build.
+/// Parses, plans and runs a build, then writes its `--cache-to` artifacts.
 pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Built> {
+    let (built, made) = build_image(client, options).await?;
+    for destination in &options.cache_to {
+        remote_cache::export(client, destination, &made).await?;
+    }
+    Ok(built)
+}
+
+/// Parses, plans and runs a build; returns the image and the layers it made or reused.
+async fn build_image(
+    client: &RegistryClient,
+    options: &BuildOptions,
+) -> Result<(Built, Vec<execute::CacheEntry>)> {
     let dockerfile_error = |line: usize, message: String| {
         Error::Usage(message).at_dockerfile_line(&options.dockerfile_name, line)
     };
@@ -67,13 +79,13 @@ pub async fn build(client: &RegistryClient, options: &BuildOptions) -> Result<Bu
     cache.import(remote_cache::import(client, &options.cache_from, &options.platform).await);
     let builder = execute::Builder::new(client, options, &dockerfile, &plan, cache.clone())?;
     let (image, made) = builder.run().await?;
-    for destination in &options.cache_to {
-        remote_cache::export(client, destination, &made).await?;
-    }
-    Ok(Built {
-        image: Arc::new(image),
-        cache,
-    })
+    Ok((
+        Built {
+            image: Arc::new(image),
+            cache,
+        },
+        made,
+    ))
 }
 
 /// Builds the image for each of `platforms` (all at once) and joins them in one index: a
@@ -99,9 +111,15 @@ pub async fn build_platforms(
             dockerfile_name: format!("[{platform}] {}", options.dockerfile_name),
             ..options.clone()
         };
-        async move { build(client, &options).await }
+        async move { build_image(client, &options).await }
     }))
     .await?;
+    // One cache artifact for all platforms: each build's would overwrite the others'.
+    let (builds, made): (Vec<Built>, Vec<Vec<execute::CacheEntry>>) = builds.into_iter().unzip();
+    let made: Vec<execute::CacheEntry> = made.into_iter().flatten().collect();
+    for destination in &options.cache_to {
+        remote_cache::export(client, destination, &made).await?;
+    }
     let media_type = match options.format {
         ImageFormat::Docker => crate::oci::media::DOCKER_MANIFEST_LIST,
         ImageFormat::Oci => crate::oci::media::OCI_INDEX,

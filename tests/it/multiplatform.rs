@@ -299,3 +299,38 @@ fn a_build_platform_stage_runs_natively_for_every_target() {
     let arm64 = unpack_platform(&out, "arm64", &dir.path().join("arm64"));
     assert_eq!(arm64["/made"].sha256, file_sha(b"x86_64 for arm64\n"));
 }
+
+#[test]
+fn one_cache_artifact_serves_every_platform_of_a_fresh_runner() {
+    let dir = project("COPY hello /hello\nRUN uname -m > /machine\n");
+    let cache_ref = format!("{}/multi/cache:buildcache", shared().host);
+    let target = |n: u32| format!("{}/multi/cached:{n}", shared().host);
+    let build = |cache: &str, n: u32, flag: &str| {
+        let run = Hoist::new()
+            .env("HOIST_CACHE_DIR", dir.path().join(cache))
+            .env("SOURCE_DATE_EPOCH", "0")
+            .run([
+                "--json",
+                "build",
+                dir.path().join("ctx").to_str().unwrap(),
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-t",
+                &target(n),
+                "--push",
+                flag,
+                &cache_ref,
+            ]);
+        run.ok();
+        run.json()
+    };
+    let first = build("cache-a", 1, "--cache-to");
+    // A fresh runner: an empty cache dir, the artifact of the first run.
+    let second = build("cache-b", 2, "--cache-from");
+    assert_eq!(first["digest"], second["digest"]);
+    assert_eq!(second["cache"]["layers_built"], 0, "{second}");
+    assert_eq!(
+        second["cache"]["layers_reused"], 4,
+        "COPY and RUN, per platform: {second}"
+    );
+}
