@@ -41,6 +41,23 @@ fn unpack_platform(layout: &Path, arch: &str, into: &Path) -> Tree {
     unpack_layout(&single, "img", &into.join("unpacked"))
 }
 
+/// Builds `dir/ctx` for linux/amd64 and linux/arm64 into the layout `dir/out` (ref `img`).
+fn build_both_into_layout(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("out");
+    Hoist::new()
+        .env("HOIST_CACHE_DIR", dir.join("cache"))
+        .run([
+            "build",
+            dir.join("ctx").to_str().unwrap(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("oci:{}:img", out.display()),
+        ])
+        .ok();
+    out
+}
+
 fn file_sha(content: &[u8]) -> Option<String> {
     crate::harness::tree::Entry::file("/x", 0o644, content).sha256
 }
@@ -50,18 +67,7 @@ fn two_platforms_make_one_index_and_the_arm64_run_runs_under_qemu() {
     let dir = project(
         "ARG TARGETPLATFORM\nCOPY hello /hello\nRUN echo $TARGETPLATFORM $(uname -m) > /p\n",
     );
-    let out = dir.path().join("out");
-    Hoist::new()
-        .env("HOIST_CACHE_DIR", dir.path().join("cache"))
-        .run([
-            "build",
-            dir.path().join("ctx").to_str().unwrap(),
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            &format!("oci:{}:img", out.display()),
-        ])
-        .ok();
+    let out = build_both_into_layout(dir.path());
     let index: serde_json::Value =
         serde_json::from_slice(&skopeo_raw(&format!("oci:{}:img", out.display()), None).unwrap())
             .unwrap();
@@ -285,17 +291,7 @@ fn a_build_platform_stage_runs_natively_for_every_target() {
         text.replace("BASE", &example_layout().display().to_string()),
     )
     .unwrap();
-    let out = dir.path().join("out");
-    Hoist::new()
-        .run([
-            "build",
-            dir.path().join("ctx").to_str().unwrap(),
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            &format!("oci:{}:img", out.display()),
-        ])
-        .ok();
+    let out = build_both_into_layout(dir.path());
     let arm64 = unpack_platform(&out, "arm64", &dir.path().join("arm64"));
     assert_eq!(arm64["/made"].sha256, file_sha(b"x86_64 for arm64\n"));
 }
