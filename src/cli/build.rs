@@ -492,11 +492,23 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let digest = &image.manifest.digest;
     args.files
         .write(&super::ci::pushed_image(&written, digest))?;
-    let size = match image.manifest.parse()? {
-        hoist::oci::Parsed::Image(m) => {
-            m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()
-        }
-        hoist::oci::Parsed::Index(_) => 0,
+    let image_size = |manifest: &hoist::oci::RawManifest| -> Result<u64> {
+        Ok(match manifest.parse()? {
+            hoist::oci::Parsed::Image(m) => {
+                m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()
+            }
+            hoist::oci::Parsed::Index(_) => 0,
+        })
+    };
+    // A multi-platform build: every platform's image counts.
+    let size = if image.children.is_empty() {
+        image_size(&image.manifest)?
+    } else {
+        image
+            .children
+            .values()
+            .map(image_size)
+            .sum::<Result<u64>>()?
     };
     #[derive(serde::Serialize)]
     struct Out<'a> {

@@ -324,6 +324,10 @@ fn one_cache_artifact_serves_every_platform_of_a_fresh_runner() {
     // A fresh runner: an empty cache dir, the artifact of the first run.
     let second = build("cache-b", 2, "--cache-from");
     assert_eq!(first["digest"], second["digest"]);
+    assert!(
+        second["size"].as_u64().unwrap() > 2 * 1_000_000,
+        "both platforms' busybox layers count: {second}"
+    );
     assert_eq!(second["cache"]["layers_built"], 0, "{second}");
     assert_eq!(
         second["cache"]["layers_reused"], 4,
