@@ -5,7 +5,7 @@
 //! the tag (or layout ref name) last. Blobs stream from source to destination without touching
 //! local disk; on the same registry they are mounted instead of moved.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -58,6 +58,9 @@ pub struct CopyOptions {
     pub all_tags: bool,
     /// More tags for a registry destination: one manifest PUT each after the copy.
     pub extra_tags: Vec<String>,
+    /// With a platform choice from an index: always write a new OCI index (even for one
+    /// platform) carrying these annotations, so the copy can be recognised later.
+    pub subset_annotations: Option<BTreeMap<String, String>>,
 }
 
 /// Counts of what a copy moved, for `--json` and for tests.
@@ -148,7 +151,7 @@ pub async fn copy_source(
         _ => PlatformChoice::All,
     });
     let root = source.root().await?;
-    let top = choose_platforms(source, root, &choice).await?;
+    let top = choose_platforms(source, root, &choice, options.subset_annotations.as_ref()).await?;
     let stats = TransferStats::default();
     let destination = match dst {
         ImageRef::Registry(r) => {
@@ -239,6 +242,7 @@ async fn choose_platforms(
     source: &Source,
     root: RawManifest,
     choice: &PlatformChoice,
+    annotations: Option<&BTreeMap<String, String>>,
 ) -> Result<RawManifest> {
     let Parsed::Index(index) = root.parse()? else {
         return Ok(root);
@@ -258,6 +262,15 @@ async fn choose_platforms(
         if !chosen.contains(desc) {
             chosen.push(desc.clone());
         }
+    }
+    if let Some(annotations) = annotations {
+        let mut subset = Index::new(media::OCI_INDEX, chosen);
+        subset.annotations = Some(annotations.clone());
+        return RawManifest::new(
+            to_json_bytes(&subset),
+            Some(media::OCI_INDEX),
+            "platform subset index",
+        );
     }
     if let [only] = chosen.as_slice() {
         return source.manifest(only).await;

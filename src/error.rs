@@ -100,6 +100,10 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// Some items of a batch (mirror) failed; each was reported with the result: exit 1.
+    #[error("{0}")]
+    PartlyFailed(String),
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -213,7 +217,11 @@ impl Error {
             {
                 crate::registry::ecr::create_hint(registry, repository)
             }
-            Error::Registry { .. } | Error::Io { .. } | Error::Malformed { .. } | Error::Usage(_) => {
+            Error::Registry { .. }
+            | Error::Io { .. }
+            | Error::Malformed { .. }
+            | Error::Usage(_)
+            | Error::PartlyFailed(_) => {
                 return None;
             }
         })

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fsutil;
 pub mod inspect;
 pub mod merge;
+pub mod mirror;
 pub mod oci;
 pub mod progress;
 pub mod reference;

@@ -62,8 +62,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let hint = e.hint();
-            // A gate's command printed its own result (with `passed: false`) already.
-            if json && !matches!(e, hoist::Error::Gate { .. }) {
+            // A gate's or batch's command printed its own result already.
+            if json && !matches!(e, hoist::Error::Gate { .. } | hoist::Error::PartlyFailed(_)) {
                 #[derive(serde::Serialize)]
                 struct ErrorOut {
                     error: String,

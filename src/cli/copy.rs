@@ -54,6 +54,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             .transpose()?,
         all_tags: args.all_tags,
         extra_tags: extra_tags.clone(),
+        ..Default::default()
     };
     let reports = hoist::copy::copy(&ctx.client, &src, &dst, &options).await?;
     if let Some(last) = reports.last() {

@@ -8,6 +8,7 @@ pub mod ecr;
 pub mod inspect;
 pub mod login;
 pub mod manifest;
+pub mod mirror;
 pub mod progress;
 pub mod tag;
 pub mod tags;
@@ -69,6 +70,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ci::Command,
     },
+    /// Keep upstream images in a registry (ECR or any) from one file; copies only what changed.
+    Mirror(mirror::Args),
     /// Multi-platform indexes: join per-platform images built on separate runners.
     Manifest {
         #[command(subcommand)]
@@ -133,6 +136,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Login(args) => login::run(&ctx, args).await,
         Command::Ecr { command } => ecr::run(&ctx, command).await,
         Command::Manifest { command } => manifest::run(&ctx, command).await,
+        Command::Mirror(args) => mirror::run(&ctx, args).await,
         Command::Ci { command } => ci::run(&ctx, command).await,
     }
 }

@@ -14,6 +14,7 @@ mod commands;
 mod copy;
 mod ecr;
 mod endpoints;
+mod mirror;
 mod multiplatform;
 mod reference_selftest;
 mod retries;

@@ -1,0 +1,160 @@
+//! `hoist mirror`: upstream images into another registry from one file, incrementally.
+
+use crate::harness::proxy::FaultProxy;
+use crate::harness::registry::{Hoist, Run, other, seed_example, shared, skopeo_raw};
+
+/// A fresh upstream repository on the shared registry with the example image (amd64+arm64)
+/// under `tags`.
+fn upstream(repo: &str, tags: &[&str]) -> String {
+    let mut args = vec!["tag".to_string(), seed_example(shared(), repo, None)];
+    args.extend(tags.iter().map(|t| t.to_string()));
+    Hoist::new().run(&args).ok();
+    format!("{}/{repo}", shared().host)
+}
+
+fn mirror(file: &std::path::Path, extra: &[&str]) -> Run {
+    let mut args = vec!["--json", "mirror", "-f", file.to_str().unwrap()];
+    args.extend(extra);
+    Hoist::new().run(args)
+}
+
+fn digest_of(reference: &str) -> String {
+    format!(
+        "sha256:{}",
+        crate::harness::registry::sha256_hex(&skopeo_raw(reference, None).unwrap())
+    )
+}
+
+#[test]
+fn mirroring_copies_what_is_new_and_nothing_twice() {
+    let source = upstream(
+        "up/tool",
+        &["1.0.0", "1.1.0", "2.0.0", "2.1.0", "3.0.0", "stable"],
+    );
+    let proxy = FaultProxy::start(other().addr);
+    let target = format!("{}/mirror", proxy.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"target: {target}
+images:
+  - source: {source}
+    semver: ">=1.1, <3"
+    latest: 2
+  - source: {source}
+    tags: ["1.0.0"]
+    target: tool-arm
+    platforms: [linux/arm64]
+  - source: {host}/up/missing
+    tags: ["1"]
+  - source: {source}
+    regex: "^stable$"
+    target: tool-stable
+    rename: {{"stable": ["{{tag}}", "latest"]}}
+"#,
+            host = shared().host
+        ),
+    )
+    .unwrap();
+
+    // First run: the range's newest two, the filtered copy and the renamed one; the missing
+    // source fails without stopping the others.
+    let first = mirror(&file, &[]);
+    first.fails_with(1, "1 of 5 mirrored tags failed");
+    let out = first.json();
+    assert_eq!(
+        (out["copied"].as_u64(), out["failed"].as_u64()),
+        (Some(4), Some(1)),
+        "{out}"
+    );
+    let failed: Vec<&serde_json::Value> = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "failed")
+        .collect();
+    assert!(
+        failed[0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("up/missing:1")
+    );
+    let at = |path: &str| format!("{}/mirror/{path}", other().host);
+    for tag in ["2.0.0", "2.1.0"] {
+        assert_eq!(
+            digest_of(&at(&format!("up/tool:{tag}"))),
+            digest_of(&format!("{source}:{tag}")),
+            "an unfiltered copy keeps the source digest"
+        );
+    }
+    assert!(
+        skopeo_raw(&at("up/tool:1.1.0"), None).is_none(),
+        "only the newest two"
+    );
+    assert_eq!(
+        digest_of(&at("tool-stable:latest")),
+        digest_of(&format!("{source}:stable"))
+    );
+    let filtered: serde_json::Value =
+        serde_json::from_slice(&skopeo_raw(&at("tool-arm:1.0.0"), None).unwrap()).unwrap();
+    assert_eq!(
+        filtered["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(filtered["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        filtered["manifests"][0]["platform"]["architecture"],
+        "arm64"
+    );
+    assert_eq!(
+        filtered["annotations"]["io.hoist.mirror.source-digest"],
+        digest_of(&format!("{source}:1.0.0"))
+    );
+
+    // Second run: everything is recognised as up to date, the filtered copy too.
+    proxy.clear_log();
+    let second = mirror(&file, &[]);
+    second.fails_with(1, "1 of 5 mirrored tags failed");
+    assert_eq!(second.json()["up_to_date"], 4, "{}", second.stdout);
+    assert_eq!(proxy.uploaded_bytes(), 0);
+    assert!(
+        proxy
+            .log()
+            .iter()
+            .all(|r| r.method == "GET" || r.method == "HEAD"),
+        "{:#?}",
+        proxy.log()
+    );
+
+    // A new upstream tag in range: a dry run names it and writes nothing; a run copies it.
+    Hoist::new()
+        .run(["tag", &format!("{source}:3.0.0"), "2.2.0"])
+        .ok();
+    let dry = mirror(&file, &["--dry-run"]);
+    let dry_out = dry.json();
+    assert_eq!(dry_out["would_copy"], 1, "{dry_out}");
+    assert!(skopeo_raw(&at("up/tool:2.2.0"), None).is_none());
+    let third = mirror(&file, &[]);
+    assert_eq!(third.json()["copied"], 1, "{}", third.stdout);
+    assert!(skopeo_raw(&at("up/tool:2.2.0"), None).is_some());
+}
+
+#[test]
+fn a_bad_mirror_file_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        "target: localhost:5000/m\nimages:\n  - source: localhost:5000/a\n    regex: \"[\"\n",
+    )
+    .unwrap();
+    mirror(&file, &[]).fails_with(1, "mirror.yaml:4: regex `[`");
+    std::fs::write(
+        &file,
+        "target: localhost:5000/m\nimages:\n  - source: localhost:5000/a\n    tags: [x]\n    colour: red\n",
+    )
+    .unwrap();
+    mirror(&file, &[]).fails_with(1, "mirror.yaml:5: images[0]: unknown field `colour`");
+}
