@@ -133,7 +133,7 @@ async fn copy_one(
     dst: &ImageRef,
     options: &CopyOptions,
 ) -> Result<CopyReport> {
-    let source = Source::open(client, src)?;
+    let source = Source::open_pull(client, src).await?;
     copy_source(client, &source, dst, options, Some(src)).await
 }
 

@@ -67,6 +67,18 @@ impl Source {
         }
     }
 
+    /// [`Source::open`] for reading an image: a registry image comes through a configured
+    /// pull mirror when one has it.
+    pub async fn open_pull(client: &RegistryClient, image: &ImageRef) -> Result<Self> {
+        match image {
+            ImageRef::Registry(r) => {
+                let from = client.pull_from(r).await;
+                Source::open(client, &ImageRef::Registry(from))
+            }
+            other => Source::open(client, other),
+        }
+    }
+
     /// The registry repository a blob can be mounted from, if it lives in one.
     pub fn mount_origin(&self, desc: &Descriptor) -> Option<&Repository> {
         match self {

@@ -364,7 +364,7 @@ impl<'a> Builder<'a> {
             }
             None => ImageRef::Registry(RegistryRef::parse(reference)?),
         };
-        let source = Arc::new(Source::open(self.client, &image_ref)?);
+        let source = Arc::new(Source::open_pull(self.client, &image_ref).await?);
         let manifest = source.image_for(platform).await?;
         let Parsed::Image(parsed) = manifest.parse()? else {
             return Err(Error::malformed(

@@ -1,4 +1,7 @@
-//! `hoist.toml`: project settings read from the current directory. Today its `[tags]` section:
+//! `hoist.toml`: project settings read from the current directory: `[mirrors]` (pull mirrors:
+//! `"docker.io" = ["123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub",
+//! "$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX"]`, tried in order, then the registry itself) and
+//! `[tags]`:
 //!
 //! ```toml
 //! [tags]
@@ -24,6 +27,9 @@ pub const FILE_NAME: &str = "hoist.toml";
 pub struct ProjectConfig {
     #[serde(default)]
     pub tags: TagConfig,
+    /// Pull mirrors: registry → repository prefixes tried in order (`$VAR`s expanded).
+    #[serde(default)]
+    pub mirrors: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

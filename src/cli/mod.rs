@@ -119,6 +119,11 @@ pub fn json_result<T: Serialize>(value: &T) -> String {
 
 pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
     let mut settings = Settings::from_env()?;
+    // hoist.toml's pull mirrors, where HOIST_REGISTRY_MIRRORS does not name the registry.
+    let cwd = std::env::current_dir().map_err(|e| hoist::Error::io(".", e))?;
+    for (registry, prefixes) in hoist::ci::config::load(&cwd)?.mirrors {
+        settings.mirrors.entry(registry).or_insert(prefixes);
+    }
     if cli.web_identity_token_env.is_some() {
         settings.aws.web_identity_token_env = cli.web_identity_token_env.clone();
     }

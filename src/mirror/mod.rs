@@ -175,7 +175,7 @@ async fn mirror_tag_inner(
     tags: &[String],
     dry_run: bool,
 ) -> Result<(Outcome, u64)> {
-    let opened = Source::open(client, &ImageRef::Registry(source.clone()))?;
+    let opened = Source::open_pull(client, &ImageRef::Registry(source.clone())).await?;
     let root = opened.root().await?;
     // A filter applies to an index; a single image is copied as it is.
     let filter = match (&image.platforms, root.parse()?) {

@@ -46,6 +46,10 @@ pub struct Settings {
     pub insecure: Vec<String>,
     /// `HOIST_TEST_LOOPBACK_ONLY=1`: refuse every non-loopback connection.
     pub loopback_only: bool,
+    /// Pull mirrors: a registry → repository prefixes tried in order before it
+    /// (`HOIST_REGISTRY_MIRRORS=docker.io=mirror.example/hub,other.example/hub;quay.io=...`,
+    /// and `[mirrors]` in hoist.toml).
+    pub mirrors: HashMap<String, Vec<String>>,
     pub retry: RetryPolicy,
     pub aws: AwsSettings,
 }
@@ -75,9 +79,24 @@ impl Settings {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect();
+        let mut mirrors = HashMap::new();
+        if let Ok(spec) = std::env::var("HOIST_REGISTRY_MIRRORS") {
+            for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let (registry, prefixes) = item.split_once('=').ok_or_else(|| {
+                    Error::Usage(format!(
+                        "HOIST_REGISTRY_MIRRORS entry `{item}` is not registry=prefix[,prefix...]"
+                    ))
+                })?;
+                mirrors.insert(
+                    registry.trim().to_string(),
+                    prefixes.split(',').map(|p| p.trim().to_string()).collect(),
+                );
+            }
+        }
         Ok(Settings {
             endpoints,
             insecure,
+            mirrors,
             loopback_only: std::env::var("HOIST_TEST_LOOPBACK_ONLY").is_ok_and(|v| v == "1"),
             retry: RetryPolicy::from_env(),
             aws: AwsSettings::from_env(),
@@ -783,6 +802,44 @@ impl RegistryClient {
     }
 
     /// A handle on one repository with the token scope for `access`.
+    /// Where to pull `reference` from: the first configured mirror that has it (mirror prefix +
+    /// the same repository path, `library/` kept for Docker Hub), else the reference itself.
+    /// A mirror that fails or lacks the image is passed over.
+    pub async fn pull_from(&self, reference: &RegistryRef) -> RegistryRef {
+        let Some(prefixes) = self.inner.settings.mirrors.get(&reference.registry) else {
+            return reference.clone();
+        };
+        for prefix in prefixes.iter().filter_map(|p| expand_env(p)) {
+            let Ok(candidate) = RegistryRef::parse(&format!(
+                "{}/{}",
+                prefix.trim_end_matches('/'),
+                reference.repository
+            )) else {
+                tracing::debug!(prefix, "not a repository prefix; mirror skipped");
+                continue;
+            };
+            let candidate = RegistryRef {
+                tag: reference.tag.clone(),
+                digest: reference.digest.clone(),
+                ..candidate
+            };
+            let repo = self.repository(&candidate, Access::Pull);
+            match repo.head_manifest(&reference.manifest_reference()).await {
+                Ok(Some(_)) => {
+                    self.inner
+                        .reporter
+                        .report(crate::progress::Event::Info(format!(
+                            "pulling {reference} through the mirror {candidate}"
+                        )));
+                    return candidate;
+                }
+                Ok(None) => tracing::debug!(%candidate, "the mirror lacks it"),
+                Err(e) => tracing::debug!(%candidate, %e, "the mirror failed"),
+            }
+        }
+        reference.clone()
+    }
+
     pub fn repository(&self, reference: &RegistryRef, access: Access) -> Repository {
         Repository {
             client: self.clone(),
@@ -1280,4 +1337,62 @@ pub fn verify_digest(expected: &Digest, bytes: &[u8], what: &str) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// `$NAME` and `${NAME}` replaced from the environment; `None` when one is unset or empty (a
+/// CI variable that only exists on some runners turns its mirror off).
+fn expand_env(value: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, tail) = match after.strip_prefix('{') {
+            Some(braced) => {
+                let end = braced.find('}')?;
+                (&braced[..end], &braced[end + 1..])
+            }
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+        out.push_str(&value);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_env;
+
+    #[test]
+    fn mirror_prefixes_take_variables_and_drop_out_without_them() {
+        // SAFETY: this test's own variable names; no other test reads or writes them.
+        unsafe {
+            std::env::set_var(
+                "HOIST_TEST_PROXY_PREFIX",
+                "gitlab.example.com:443/group/dependency_proxy/containers",
+            );
+            std::env::remove_var("HOIST_TEST_UNSET_PREFIX");
+        }
+        assert_eq!(
+            expand_env("$HOIST_TEST_PROXY_PREFIX").as_deref(),
+            Some("gitlab.example.com:443/group/dependency_proxy/containers")
+        );
+        assert_eq!(
+            expand_env("${HOIST_TEST_PROXY_PREFIX}/x").as_deref(),
+            Some("gitlab.example.com:443/group/dependency_proxy/containers/x")
+        );
+        assert_eq!(
+            expand_env("mirror.example/hub").as_deref(),
+            Some("mirror.example/hub")
+        );
+        assert_eq!(expand_env("$HOIST_TEST_UNSET_PREFIX/hub"), None);
+    }
 }

@@ -158,3 +158,50 @@ fn a_bad_mirror_file_names_its_line() {
     .unwrap();
     mirror(&file, &[]).fails_with(1, "mirror.yaml:5: images[0]: unknown field `colour`");
 }
+
+#[test]
+fn builds_pull_through_a_mirror_and_fall_back_to_the_registry() {
+    // "Docker Hub" is the shared registry; the mirror (the other registry, prefix `hub`) has
+    // only library/busybox.
+    seed_example(shared(), "library/busybox", None);
+    seed_example(shared(), "library/only-upstream", None);
+    seed_example(other(), "hub/library/busybox", None);
+    let ctx = crate::harness::context(&[
+        (
+            "Dockerfile",
+            "FROM docker.io/library/busybox\nCOPY --from=docker.io/library/only-upstream /bin/busybox /bb\n",
+        ),
+        (
+            "hoist.toml",
+            &format!(
+                "[mirrors]\n\"docker.io\" = [\"$NOT_SET_HERE/x\", \"{}/hub\"]\n",
+                other().host
+            ),
+        ),
+    ]);
+    let build = |mirrors_env: Option<&str>| {
+        let mut hoist = Hoist::new().current_dir(ctx.path()).env(
+            "HOIST_REGISTRY_ENDPOINTS",
+            format!("docker.io=http://{}", shared().host),
+        );
+        if let Some(value) = mirrors_env {
+            hoist = hoist.env("HOIST_REGISTRY_MIRRORS", value);
+        }
+        let run = hoist.run(["build", ".", "--progress", "plain", "-o", "oci:out:img"]);
+        run.ok();
+        run.stderr
+    };
+    // From hoist.toml: an unset variable turns its mirror off; the next one has busybox.
+    let stderr = build(None);
+    assert!(
+        stderr.contains(&format!(
+            "pulling docker.io/library/busybox through the mirror {}/hub/library/busybox\n",
+            other().host
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("only-upstream through"), "{stderr}");
+    // HOIST_REGISTRY_MIRRORS overrides the file: a mirror without the image is passed over.
+    let stderr = build(Some(&format!("docker.io={}/empty", other().host)));
+    assert!(!stderr.contains("through the mirror"), "{stderr}");
+}
