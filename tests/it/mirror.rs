@@ -205,3 +205,73 @@ fn builds_pull_through_a_mirror_and_fall_back_to_the_registry() {
     let stderr = build(Some(&format!("docker.io={}/empty", other().host)));
     assert!(!stderr.contains("through the mirror"), "{stderr}");
 }
+
+#[test]
+fn a_token_upstream_that_rate_limits_is_mirrored_after_waiting() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::harness::token::TokenServer::start(dir.path(), &[("bob", "pw-Mirror-1")]);
+    let upstream =
+        crate::harness::registry::Registry::start(crate::harness::registry::Auth::Token(&server));
+    seed_example(&upstream, "up/limited", Some("bob:pw-Mirror-1"));
+    let proxy = FaultProxy::start(upstream.addr);
+    // Docker Hub's answer to too many pulls: 429 with Retry-After, twice.
+    proxy.add_rule(crate::harness::proxy::Rule {
+        method: Some("GET".into()),
+        path_contains: "/manifests/".into(),
+        times: Some(2),
+        action: crate::harness::proxy::Action::Status {
+            code: 429,
+            retry_after: Some(1),
+        },
+    });
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "target: {}/limited\nimages:\n  - source: {}/up/limited\n    tags: [latest]\n",
+            other().host,
+            proxy.addr
+        ),
+    )
+    .unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:pw-Mirror-1");
+    let run = Hoist::new()
+        .docker_config(
+            &serde_json::json!({ "auths": { proxy.addr.to_string(): { "auth": auth } } }),
+        )
+        .run(["--json", "mirror", "-f", file.to_str().unwrap()]);
+    run.ok();
+    assert_eq!(run.json()["copied"], 1, "{}", run.stdout);
+    assert_eq!(proxy.log().iter().filter(|r| r.fault).count(), 2);
+    assert!(skopeo_raw(&format!("{}/limited/up/limited:latest", other().host), None).is_some());
+}
+
+#[test]
+fn mirroring_into_ecr_creates_the_repositories_with_the_file_settings() {
+    use crate::harness::aws::{ECR_HOST, ecr};
+    let source = upstream("up/for-ecr", &["1.0.0"]);
+    let env = ecr();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "target: {ECR_HOST}/mirror\necr: {{create: true, scan-on-push: true, keep: 7}}\nimages:\n  - source: {source}\n    tags: [\"1.0.0\"]\n"
+        ),
+    )
+    .unwrap();
+    let run = |hoist: Hoist| {
+        let run = hoist.run(["--json", "mirror", "-f", file.to_str().unwrap()]);
+        run.ok();
+        run.json()
+    };
+    assert_eq!(run(env.hoist_with_keys())["copied"], 1);
+    let repo = env.repository("mirror/up/for-ecr").expect("created");
+    assert_eq!(repo["imageScanningConfiguration"]["scanOnPush"], true);
+    assert!(
+        env.lifecycle_policy("mirror/up/for-ecr")
+            .contains("\"countNumber\":7")
+    );
+    assert_eq!(run(env.hoist_with_keys())["up_to_date"], 1);
+}
