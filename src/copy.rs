@@ -354,7 +354,13 @@ impl<'a> Copier<'a> {
     async fn write_manifest(&self, manifest: &RawManifest) -> Result<()> {
         match &self.writer {
             Writer::Registry(repo) => {
-                repo.put_manifest(manifest.digest.as_str(), manifest)
+                // Written once per run however many copies share it (tags of one image).
+                repo.push_flight(&manifest.digest)
+                    .get_or_try_init(|| async {
+                        repo.put_manifest(manifest.digest.as_str(), manifest)
+                            .await
+                            .map(|_| ())
+                    })
                     .await?;
             }
             Writer::Layout(layout) => {

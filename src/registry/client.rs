@@ -218,6 +218,8 @@ struct Inner {
     present: Mutex<std::collections::HashSet<String>>,
     /// Blob pushes under way or done, by the same key.
     pushes: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// Manifest PUTs, one at a time per manifest and repository (same key).
+    manifest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Clone)]
@@ -284,6 +286,7 @@ impl RegistryClient {
                 push_checks: Mutex::new(HashMap::new()),
                 present: Mutex::new(std::collections::HashSet::new()),
                 pushes: Mutex::new(HashMap::new()),
+                manifest_locks: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -308,6 +311,7 @@ impl RegistryClient {
                 push_checks: Mutex::new(HashMap::new()),
                 present: Mutex::new(std::collections::HashSet::new()),
                 pushes: Mutex::new(HashMap::new()),
+                manifest_locks: Mutex::new(HashMap::new()),
             }),
         };
         let host = client.host(registry);
@@ -1011,6 +1015,23 @@ impl Repository {
         {
             return Ok(outcome);
         }
+        // One PUT of a given manifest into a repository at a time: distribution stores a
+        // manifest as a blob, and concurrent writes of the same one (several tags, or the same
+        // index child from several copies) can make it read a half-written file and answer
+        // DIGEST_INVALID.
+        let lock = {
+            let mut locks = self
+                .client
+                .inner
+                .manifest_locks
+                .lock()
+                .expect("manifest locks");
+            locks
+                .entry(self.blob_key(&manifest.digest))
+                .or_default()
+                .clone()
+        };
+        let _held = lock.lock().await;
         self.put_manifest_unguarded(reference, manifest)
             .await
             .map(|()| PutOutcome::Written)

@@ -275,3 +275,25 @@ fn mirroring_into_ecr_creates_the_repositories_with_the_file_settings() {
     );
     assert_eq!(run(env.hoist_with_keys())["up_to_date"], 1);
 }
+
+#[test]
+fn many_tags_of_one_image_at_once_all_arrive() {
+    // Regression: copies of tags sharing manifests PUT the same index child and the same
+    // index concurrently, and distribution answered some with DIGEST_INVALID.
+    let tags: Vec<String> = (0..16).map(|n| format!("1.{n}.0")).collect();
+    let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let source = upstream("up/many", &tag_refs);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "target: {}/many\nimages:\n  - source: {source}\n    semver: \">=1\"\n",
+            other().host
+        ),
+    )
+    .unwrap();
+    let run = mirror(&file, &["--jobs", "16"]);
+    run.ok();
+    assert_eq!(run.json()["copied"], 16, "{}", run.stdout);
+}
