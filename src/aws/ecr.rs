@@ -474,6 +474,67 @@ pub struct EnsureReport {
     pub warnings: Vec<String>,
 }
 
+/// What `ecr ensure --pull-through` did.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PullThroughReport {
+    pub prefix: String,
+    pub upstream: String,
+    pub created: bool,
+}
+
+/// The ECR pull-through cache rule `prefix` → `upstream` (a registry host), made when
+/// missing. Docker Hub needs the ARN of a Secrets Manager secret (named
+/// `ecr-pullthroughcache/...`) holding its credentials.
+pub async fn ensure_pull_through_rule(
+    client: &aws_sdk_ecr::Client,
+    region: &str,
+    prefix: &str,
+    upstream: &str,
+    credential_arn: Option<&str>,
+) -> Result<PullThroughReport> {
+    let report = |created| PullThroughReport {
+        prefix: prefix.to_string(),
+        upstream: upstream.to_string(),
+        created,
+    };
+    let existing = client
+        .describe_pull_through_cache_rules()
+        .ecr_repository_prefixes(prefix)
+        .send()
+        .await;
+    match existing {
+        Ok(answer) => {
+            if let Some(rule) = answer.pull_through_cache_rules().first() {
+                let have = rule.upstream_registry_url().unwrap_or_default();
+                if have.trim_end_matches('/') == upstream.trim_end_matches('/') {
+                    return Ok(report(false));
+                }
+                return Err(Error::Usage(format!(
+                    "the ECR pull-through rule `{prefix}` already pulls from {have}, not {upstream}: delete it first (aws ecr delete-pull-through-cache-rule --ecr-repository-prefix {prefix})"
+                )));
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_pull_through_cache_rule_not_found_exception()) => {}
+        Err(e) => return Err(api_error("ECR", "DescribePullThroughCacheRules", region, e)),
+    }
+    if upstream.contains("docker.io") && credential_arn.is_none() {
+        return Err(Error::Usage(format!(
+            "a pull-through rule for Docker Hub ({upstream}) needs --pull-through-credential ARN: a Secrets Manager secret named ecr-pullthroughcache/... with the Docker Hub user and access token"
+        )));
+    }
+    client
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix(prefix)
+        .upstream_registry_url(upstream)
+        .set_credential_arn(credential_arn.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| api_error("ECR", "CreatePullThroughCacheRule", region, e))?;
+    Ok(report(true))
+}
+
 fn repository_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("RepositoryNotFoundException")
 }
@@ -1060,5 +1121,87 @@ mod tests {
         assert_eq!(describe_duration(-600), "10m");
         assert_eq!(describe_duration(3 * 3600 + 300), "3h 5m");
         assert_eq!(describe_duration(3 * 86400), "3d");
+    }
+}
+
+/// Pull-through cache rules: moto has no ECR pull-through API, so these tests stub the SDK
+/// calls with aws-smithy-mocks (as the test rules allow for what no emulator covers).
+#[cfg(test)]
+mod pull_through_tests {
+    use aws_sdk_ecr::operation::create_pull_through_cache_rule::CreatePullThroughCacheRuleOutput;
+    use aws_sdk_ecr::operation::describe_pull_through_cache_rules::{
+        DescribePullThroughCacheRulesError, DescribePullThroughCacheRulesOutput,
+    };
+    use aws_sdk_ecr::types::PullThroughCacheRule;
+    use aws_sdk_ecr::types::error::PullThroughCacheRuleNotFoundException;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    fn no_rule() -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_ecr::Client::describe_pull_through_cache_rules).then_error(|| {
+            DescribePullThroughCacheRulesError::PullThroughCacheRuleNotFoundException(
+                PullThroughCacheRuleNotFoundException::builder()
+                    .message("not found")
+                    .build(),
+            )
+        })
+    }
+
+    fn rule_to(upstream: &'static str) -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_ecr::Client::describe_pull_through_cache_rules).then_output(move || {
+            DescribePullThroughCacheRulesOutput::builder()
+                .pull_through_cache_rules(
+                    PullThroughCacheRule::builder()
+                        .ecr_repository_prefix("quay")
+                        .upstream_registry_url(upstream)
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_missing_rule_is_created_and_an_existing_one_left_alone() {
+        let create = mock!(aws_sdk_ecr::Client::create_pull_through_cache_rule)
+            .match_requests(|r| {
+                r.ecr_repository_prefix() == Some("quay")
+                    && r.upstream_registry_url() == Some("quay.io")
+                    && r.credential_arn().is_none()
+            })
+            .then_output(|| CreatePullThroughCacheRuleOutput::builder().build());
+        let client = mock_client!(aws_sdk_ecr, [&no_rule(), &create]);
+        let report = ensure_pull_through_rule(&client, "us-east-1", "quay", "quay.io", None)
+            .await
+            .unwrap();
+        assert!(report.created);
+        assert_eq!(create.num_calls(), 1);
+
+        let client = mock_client!(aws_sdk_ecr, [&rule_to("quay.io")]);
+        let report = ensure_pull_through_rule(&client, "us-east-1", "quay", "quay.io", None)
+            .await
+            .unwrap();
+        assert!(!report.created);
+    }
+
+    #[tokio::test]
+    async fn a_rule_to_elsewhere_and_docker_hub_without_credentials_are_refused() {
+        let client = mock_client!(aws_sdk_ecr, [&rule_to("ghcr.io")]);
+        let e = ensure_pull_through_rule(&client, "us-east-1", "quay", "quay.io", None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("already pulls from ghcr.io"), "{e}");
+
+        let client = mock_client!(aws_sdk_ecr, [&no_rule()]);
+        let e = ensure_pull_through_rule(
+            &client,
+            "us-east-1",
+            "docker-hub",
+            "registry-1.docker.io",
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("--pull-through-credential"), "{e}");
     }
 }

@@ -148,9 +148,17 @@ impl EcrCreateArgs {
 #[derive(clap::Args, Debug)]
 pub struct EnsureArgs {
     /// A repository name (with --region or AWS_REGION), or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME.
-    pub repository: String,
+    #[arg(required_unless_present = "pull_through")]
+    pub repository: Option<String>,
     #[arg(long)]
     pub region: Option<String>,
+    /// An ECR pull-through cache rule: PREFIX=UPSTREAM (e.g. docker-hub=registry-1.docker.io),
+    /// created when missing; builds then pull through it with `[mirrors]` in hoist.toml.
+    #[arg(long, value_name = "PREFIX=UPSTREAM", conflicts_with = "repository")]
+    pub pull_through: Option<String>,
+    /// The Secrets Manager secret ARN with the upstream's credentials (Docker Hub needs one).
+    #[arg(long, value_name = "ARN", requires = "pull_through")]
+    pub pull_through_credential: Option<String>,
     #[command(flatten)]
     pub options: RepositoryOptions,
 }
@@ -225,7 +233,39 @@ async fn repository_at(input: &str, region: Option<&str>) -> Result<RepositoryAt
 }
 
 async fn ensure(ctx: &Context, args: EnsureArgs) -> Result<()> {
-    let at = repository_at(&args.repository, args.region.as_deref()).await?;
+    if let Some(rule) = &args.pull_through {
+        let (prefix, upstream) = rule
+            .split_once('=')
+            .filter(|(p, u)| !p.is_empty() && !u.is_empty())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--pull-through `{rule}` is not PREFIX=UPSTREAM (e.g. docker-hub=registry-1.docker.io)"
+                ))
+            })?;
+        let region = hoist::aws::default_region(args.region.as_deref()).await?;
+        let client = ctx.client.aws().ecr_client(&region).await?;
+        let report = hoist::aws::ecr::ensure_pull_through_rule(
+            &client,
+            &region,
+            prefix,
+            upstream,
+            args.pull_through_credential.as_deref(),
+        )
+        .await?;
+        ctx.print(&report, || {
+            let state = if report.created {
+                "created"
+            } else {
+                "up to date"
+            };
+            format!("pull-through rule {prefix} → {upstream}: {state}")
+        });
+        return Ok(());
+    }
+    let Some(repository) = &args.repository else {
+        return Err(Error::Usage("ecr ensure needs a repository".into()));
+    };
+    let at = repository_at(repository, args.region.as_deref()).await?;
     let spec = args.options.spec()?;
     let report = ctx.client.aws().ensure_repository(&at, &spec).await?;
     ctx.print(&report, || {
