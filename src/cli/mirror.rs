@@ -16,8 +16,12 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Tags copied at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub jobs: usize,
+    /// Tags copied at once from any one source registry (Docker Hub rate-limits pulls; 429
+    /// answers are waited out as Retry-After says).
+    #[arg(long, default_value_t = 4)]
+    pub per_registry: usize,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
@@ -37,6 +41,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         &MirrorOptions {
             dry_run: args.dry_run,
             jobs: args.jobs,
+            per_registry: args.per_registry,
         },
     )
     .await;

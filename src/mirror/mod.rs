@@ -27,6 +27,8 @@ pub struct MirrorOptions {
     pub dry_run: bool,
     /// Tags copied at once.
     pub jobs: usize,
+    /// Tags copied at once from one source registry (Docker Hub limits pulls).
+    pub per_registry: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,8 +59,16 @@ pub async fn run(
     options: &MirrorOptions,
 ) -> Vec<TagResult> {
     let permits = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
+    let mut per_registry: std::collections::HashMap<&str, Arc<tokio::sync::Semaphore>> =
+        std::collections::HashMap::new();
+    for image in &file.images {
+        per_registry
+            .entry(image.source.registry.as_str())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(options.per_registry.max(1))));
+    }
     let per_image = file.images.iter().map(|image| {
         let permits = permits.clone();
+        let registry_permits = per_registry[image.source.registry.as_str()].clone();
         async move {
             let tags = match select_tags(client, image).await {
                 Ok(tags) => tags,
@@ -74,8 +84,13 @@ pub async fn run(
             };
             futures_util::future::join_all(tags.into_iter().map(|tag| {
                 let permits = permits.clone();
+                let registry_permits = registry_permits.clone();
                 async move {
                     let _permit = permits.acquire().await.expect("the semaphore stays open");
+                    let _registry = registry_permits
+                        .acquire()
+                        .await
+                        .expect("the semaphore stays open");
                     mirror_tag(client, image, &tag, options.dry_run).await
                 }
             }))

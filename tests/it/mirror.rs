@@ -297,3 +297,32 @@ fn many_tags_of_one_image_at_once_all_arrive() {
     run.ok();
     assert_eq!(run.json()["copied"], 16, "{}", run.stdout);
 }
+
+#[test]
+fn one_source_registry_gets_at_most_per_registry_tags_at_once() {
+    let tags: Vec<String> = (0..8).map(|n| format!("3.{n}.0")).collect();
+    let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    upstream("up/polite", &tag_refs);
+    let proxy = FaultProxy::start(shared().addr);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "target: {}/polite\nimages:\n  - source: {}/up/polite\n    semver: \">=3\"\n",
+            other().host,
+            proxy.addr
+        ),
+    )
+    .unwrap();
+    proxy.clear_log();
+    let run = mirror(&file, &["--jobs", "8", "--per-registry", "1"]);
+    run.ok();
+    assert_eq!(run.json()["copied"], 8, "{}", run.stdout);
+    // One tag at a time: its index, then its two platforms' manifests and blobs side by side.
+    assert!(
+        proxy.max_in_flight() <= 4,
+        "{} requests at once",
+        proxy.max_in_flight()
+    );
+}

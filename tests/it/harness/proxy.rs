@@ -58,6 +58,27 @@ pub struct Record {
 struct State {
     rules: Vec<Rule>,
     log: Vec<Record>,
+    /// Requests being answered now, and the most seen at once.
+    in_flight: u32,
+    max_in_flight: u32,
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight(Arc<Mutex<State>>);
+
+impl InFlight {
+    fn start(state: &Arc<Mutex<State>>) -> InFlight {
+        let mut s = lock(state);
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.0).in_flight -= 1;
+    }
 }
 
 impl FaultProxy {
@@ -107,7 +128,14 @@ impl FaultProxy {
     }
 
     pub fn clear_log(&self) {
-        lock(&self.state).log.clear();
+        let mut state = lock(&self.state);
+        state.log.clear();
+        state.max_in_flight = state.in_flight;
+    }
+
+    /// The most requests answered at once since the start or the last `clear_log`.
+    pub fn max_in_flight(&self) -> u32 {
+        lock(&self.state).max_in_flight
     }
 
     /// Request-body bytes of blob uploads (monolithic PUTs and chunked PATCHes).
@@ -177,6 +205,7 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
     let Some(head) = read_head(&mut client).await else {
         return;
     };
+    let _in_flight = InFlight::start(&state);
     let mut start = head.start.split(' ');
     let method = start.next().unwrap_or_default().to_string();
     let mut path = start.next().unwrap_or_default().to_string();
