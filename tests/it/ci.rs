@@ -324,7 +324,8 @@ fn a_retried_gitlab_build_gives_the_same_digest_with_labels_and_output_files() {
     assert_eq!(read("digest"), first);
     assert_eq!(
         read("imagedefinitions.json"),
-        format!(r#"[{{"imageUri":"{repo}@{first}","name":"web"}}]"#)
+        // The order of AWS's documentation (and of what hoist writes, in every build).
+        format!(r#"[{{"name":"web","imageUri":"{repo}@{first}"}}]"#)
     );
     assert_eq!(
         read("imageDetail.json"),
