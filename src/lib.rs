@@ -8,6 +8,7 @@ pub mod build;
 pub mod ci;
 pub mod compress;
 pub mod copy;
+pub mod deploy;
 pub mod digest;
 pub mod error;
 pub mod fsutil;

@@ -87,6 +87,10 @@ impl Aws {
         Ok(aws_sdk_ecr::Client::new(&self.config(region).await?))
     }
 
+    pub async fn ecs_client(&self, region: &str) -> Result<aws_sdk_ecs::Client> {
+        Ok(aws_sdk_ecs::Client::new(&self.config(region).await?))
+    }
+
     pub fn reporter(&self) -> &Arc<dyn Reporter> {
         &self.reporter
     }

@@ -4,6 +4,7 @@ pub mod build;
 pub mod ci;
 pub mod copy;
 pub mod credential_helper;
+pub mod deploy;
 pub mod ecr;
 pub mod inspect;
 pub mod login;
@@ -69,6 +70,11 @@ pub enum Command {
     Ci {
         #[command(subcommand)]
         command: ci::Command,
+    },
+    /// Deploy an exact image digest (ECS services).
+    Deploy {
+        #[command(subcommand)]
+        command: deploy::Command,
     },
     /// Keep upstream images in a registry (ECR or any) from one file; copies only what changed.
     Mirror(mirror::Args),
@@ -142,6 +148,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Ecr { command } => ecr::run(&ctx, command).await,
         Command::Manifest { command } => manifest::run(&ctx, command).await,
         Command::Mirror(args) => mirror::run(&ctx, args).await,
+        Command::Deploy { command } => deploy::run(&ctx, command).await,
         Command::Ci { command } => ci::run(&ctx, command).await,
     }
 }

@@ -12,6 +12,7 @@ mod build_run;
 mod ci;
 mod commands;
 mod copy;
+mod deploy;
 mod ecr;
 mod endpoints;
 mod mirror;

@@ -83,21 +83,44 @@ impl Moto {
     pub fn ecr_blocking(&self, operation: &str, body: Value) -> Result<Value, (String, String)> {
         runtime().block_on(ecr_api(&self.url, operation, body))
     }
+
+    /// An ECS API operation on moto, blocking.
+    pub fn ecs_blocking(&self, operation: &str, body: Value) -> Result<Value, (String, String)> {
+        runtime().block_on(json_api(
+            &self.url,
+            "ecs",
+            &format!("AmazonEC2ContainerServiceV20141113.{operation}"),
+            body,
+        ))
+    }
 }
 
 /// Calls an ECR API operation (JSON protocol) on moto; the answer or `(code, message)`.
 pub async fn ecr_api(url: &str, operation: &str, body: Value) -> Result<Value, (String, String)> {
+    json_api(
+        url,
+        "ecr",
+        &format!("AmazonEC2ContainerRegistry_V20150921.{operation}"),
+        body,
+    )
+    .await
+}
+
+/// Calls an AWS JSON-protocol operation (`target`) of `service` on moto.
+async fn json_api(
+    url: &str,
+    service: &str,
+    target: &str,
+    body: Value,
+) -> Result<Value, (String, String)> {
     let resp = http()
             .post(url)
-            .header(
-                "X-Amz-Target",
-                format!("AmazonEC2ContainerRegistry_V20150921.{operation}"),
-            )
+            .header("X-Amz-Target", target)
             .header("Content-Type", "application/x-amz-json-1.1")
             // moto routes by the credential scope and does not check the signature.
             .header(
                 "Authorization",
-                format!("AWS4-HMAC-SHA256 Credential=AKIDSHIM/20260101/{REGION}/ecr/aws4_request, SignedHeaders=host, Signature=00"),
+                format!("AWS4-HMAC-SHA256 Credential=AKIDSHIM/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=00"),
             )
             .body(body.to_string())
             .send()

@@ -1,0 +1,351 @@
+//! `hoist deploy ecs`: the service's task definition again with each named container's image
+//! replaced by an exact digest, registered and rolled out (ecr-ci-aws.md §5).
+
+use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_sdk_ecs::types::{ContainerDefinition, DeploymentControllerType, TaskDefinitionField};
+use serde::Serialize;
+
+use crate::aws::api_error;
+use crate::error::{Error, Result};
+use crate::oci::{Parsed, Platform};
+use crate::reference::{ImageRef, RegistryRef};
+use crate::registry::RegistryClient;
+use crate::source::Source;
+
+/// An image to deploy, into the named container or the one it matches.
+#[derive(Clone, Debug)]
+pub struct ImageChoice {
+    pub container: Option<String>,
+    pub reference: RegistryRef,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeployOptions {
+    pub cluster: String,
+    pub service: String,
+    pub images: Vec<ImageChoice>,
+    /// Deploy even while another rollout is in progress.
+    pub force: bool,
+    /// Say what would change; change nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ContainerChange {
+    pub container: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeployReport {
+    pub cluster: String,
+    pub service: String,
+    pub previous_task_definition: String,
+    /// The new revision (`None` on a dry run).
+    pub task_definition: Option<String>,
+    pub changes: Vec<ContainerChange>,
+    pub dry_run: bool,
+}
+
+/// An image pinned to its digest, with the platforms it has.
+struct Pinned {
+    container: Option<String>,
+    reference: RegistryRef,
+    pinned: String,
+    platforms: Vec<Platform>,
+}
+
+async fn pin(client: &RegistryClient, choice: &ImageChoice) -> Result<Pinned> {
+    let reference = &choice.reference;
+    let source = Source::open(client, &ImageRef::Registry(reference.clone()))?;
+    let root = source.root().await?;
+    let platforms = match root.parse()? {
+        Parsed::Index(index) => index
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.clone())
+            .filter(|p| p.os != "unknown")
+            .map(Platform::normalized)
+            .collect(),
+        Parsed::Image(_) => {
+            let (_, _, config) = source.config(&root).await?;
+            vec![
+                Platform::new(&config.os, &config.architecture, config.variant.as_deref())
+                    .normalized(),
+            ]
+        }
+    };
+    let pinned = RegistryRef {
+        tag: None,
+        digest: Some(root.digest.clone()),
+        ..reference.clone()
+    };
+    Ok(Pinned {
+        container: choice.container.clone(),
+        reference: reference.clone(),
+        pinned: pinned.to_string(),
+        platforms,
+    })
+}
+
+/// The repository of an image string as a task definition holds it (`nginx:1`, `host/r@sha…`).
+fn repository_of(image: &str) -> Option<(String, String)> {
+    let parsed = RegistryRef::parse(image).ok()?;
+    Some((parsed.registry, parsed.repository))
+}
+
+/// Deploys `options.images` to the service: the new task definition's ARN and what changed.
+pub async fn deploy(
+    registry: &RegistryClient,
+    ecs: &aws_sdk_ecs::Client,
+    region: &str,
+    options: &DeployOptions,
+) -> Result<DeployReport> {
+    let mut pinned = Vec::new();
+    for choice in &options.images {
+        pinned.push(pin(registry, choice).await?);
+    }
+    let answer = ecs
+        .describe_services()
+        .cluster(&options.cluster)
+        .services(&options.service)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) if e.code() == Some("ClusterNotFoundException") => {
+            let clusters = ecs
+                .list_clusters()
+                .send()
+                .await
+                .map_err(failed("ListClusters", region))?;
+            let names: Vec<&str> = clusters
+                .cluster_arns()
+                .iter()
+                .map(|a| a.rsplit('/').next().unwrap_or(a))
+                .collect();
+            return Err(Error::Usage(format!(
+                "ECS cluster `{}` does not exist in {region} (clusters: {})",
+                options.cluster,
+                list_or_none(&names)
+            )));
+        }
+        Err(e) => return Err(ecs_error("DescribeServices", region, e)),
+    };
+    let Some(service) = answer
+        .services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+    else {
+        let services = ecs
+            .list_services()
+            .cluster(&options.cluster)
+            .send()
+            .await
+            .map_err(failed("ListServices", region))?;
+        let names: Vec<&str> = services
+            .service_arns()
+            .iter()
+            .map(|a| a.rsplit('/').next().unwrap_or(a))
+            .collect();
+        return Err(Error::Usage(format!(
+            "ECS service `{}` is not in cluster {} (services: {})",
+            options.service,
+            options.cluster,
+            list_or_none(&names)
+        )));
+    };
+    if let Some(controller) = service
+        .deployment_controller()
+        .map(|c| c.r#type())
+        .filter(|t| **t != DeploymentControllerType::Ecs)
+    {
+        return Err(Error::Usage(format!(
+            "service {} is deployed by {}, not by ECS rolling updates: for blue/green, hand the image to CodeDeploy (`--image-detail` writes imageDetail.json for an AppSpec)",
+            options.service,
+            controller.as_str()
+        )));
+    }
+    let in_progress = service.deployments().len() > 1
+        || service
+            .deployments()
+            .iter()
+            .any(|d| d.rollout_state().map(|s| s.as_str()) == Some("IN_PROGRESS"));
+    if in_progress && !options.force {
+        return Err(Error::Usage(format!(
+            "service {} has a deployment in progress: wait for it, or pass --force to deploy over it",
+            options.service
+        )));
+    }
+    let previous = service.task_definition().unwrap_or_default().to_string();
+    let described = ecs
+        .describe_task_definition()
+        .task_definition(&previous)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(failed("DescribeTaskDefinition", region))?;
+    let Some(definition) = described.task_definition() else {
+        return Err(Error::Internal(format!(
+            "ECS described no task definition for {previous}"
+        )));
+    };
+    let mut containers: Vec<ContainerDefinition> = definition.container_definitions().to_vec();
+    let listing = || {
+        containers
+            .iter()
+            .map(|c| format!("{}={}", c.name().unwrap_or("?"), c.image().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut changes = Vec::new();
+    let mut targets = Vec::new();
+    for image in &pinned {
+        let index = match &image.container {
+            Some(name) => containers.iter().position(|c| c.name() == Some(name)),
+            None if containers.len() == 1 => Some(0),
+            None => {
+                let wanted = (
+                    image.reference.registry.clone(),
+                    image.reference.repository.clone(),
+                );
+                let matching: Vec<usize> = containers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.image().and_then(repository_of) == Some(wanted.clone()))
+                    .map(|(i, _)| i)
+                    .collect();
+                match matching.as_slice() {
+                    [only] => Some(*only),
+                    _ => None,
+                }
+            }
+        };
+        let Some(index) = index else {
+            return Err(Error::Usage(match &image.container {
+                Some(name) => format!(
+                    "task definition {previous} has no container `{name}` (containers: {})",
+                    listing()
+                ),
+                None => format!(
+                    "--image {} matches no single container of {previous} (containers: {}): name it with --container NAME=REF",
+                    image.reference,
+                    listing()
+                ),
+            }));
+        };
+        targets.push((index, image));
+    }
+    // The platform the task definition runs on must be in the image.
+    if let Some(arch) = definition
+        .runtime_platform()
+        .and_then(|p| p.cpu_architecture())
+    {
+        let wanted = match arch.as_str() {
+            "ARM64" => "arm64",
+            _ => "amd64",
+        };
+        for (_, image) in &targets {
+            if !image
+                .platforms
+                .iter()
+                .any(|p| p.os == "linux" && p.architecture == wanted)
+            {
+                let has: Vec<String> = image.platforms.iter().map(|p| p.to_string()).collect();
+                return Err(Error::Usage(format!(
+                    "{} has no linux/{wanted} image (it has: {}), and task definition {previous} runs on {}",
+                    image.reference,
+                    has.join(", "),
+                    arch.as_str()
+                )));
+            }
+        }
+    }
+    for (index, image) in &targets {
+        let container = &containers[*index];
+        changes.push(ContainerChange {
+            container: container.name().unwrap_or_default().to_string(),
+            from: container.image().unwrap_or_default().to_string(),
+            to: image.pinned.clone(),
+        });
+        containers[*index].image = Some(image.pinned.clone());
+    }
+    let mut report = DeployReport {
+        cluster: options.cluster.clone(),
+        service: options.service.clone(),
+        previous_task_definition: previous.clone(),
+        task_definition: None,
+        changes,
+        dry_run: options.dry_run,
+    };
+    if options.dry_run {
+        return Ok(report);
+    }
+    // The same definition, read-only fields left out (ARN, revision, status,
+    // requiresAttributes, compatibilities, registered/deregistered at/by).
+    let tags = described.tags().to_vec();
+    let registered = ecs
+        .register_task_definition()
+        .set_family(definition.family().map(str::to_string))
+        .set_task_role_arn(definition.task_role_arn().map(str::to_string))
+        .set_execution_role_arn(definition.execution_role_arn().map(str::to_string))
+        .set_network_mode(definition.network_mode().cloned())
+        .set_container_definitions(Some(containers))
+        .set_volumes(Some(definition.volumes().to_vec()).filter(|v| !v.is_empty()))
+        .set_placement_constraints(
+            Some(definition.placement_constraints().to_vec()).filter(|v| !v.is_empty()),
+        )
+        .set_requires_compatibilities(
+            Some(definition.requires_compatibilities().to_vec()).filter(|v| !v.is_empty()),
+        )
+        .set_cpu(definition.cpu().map(str::to_string))
+        .set_memory(definition.memory().map(str::to_string))
+        .set_tags(Some(tags).filter(|t| !t.is_empty()))
+        .set_pid_mode(definition.pid_mode().cloned())
+        .set_ipc_mode(definition.ipc_mode().cloned())
+        .set_proxy_configuration(definition.proxy_configuration().cloned())
+        .set_ephemeral_storage(definition.ephemeral_storage().cloned())
+        .set_runtime_platform(definition.runtime_platform().cloned())
+        .set_enable_fault_injection(definition.enable_fault_injection())
+        .send()
+        .await
+        .map_err(failed("RegisterTaskDefinition", region))?;
+    let new_arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or_else(|| Error::Internal("ECS registered a task definition without an ARN".into()))?
+        .to_string();
+    ecs.update_service()
+        .cluster(&options.cluster)
+        .service(&options.service)
+        .task_definition(&new_arn)
+        .send()
+        .await
+        .map_err(failed("UpdateService", region))?;
+    report.task_definition = Some(new_arn);
+    Ok(report)
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn ecs_error<E>(operation: &str, region: &str, e: E) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    api_error("ECS", operation, region, e)
+}
+
+/// Maps the error of ECS operation `op`.
+fn failed<'a, E>(op: &'static str, region: &'a str) -> impl FnOnce(E) -> Error + 'a
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| ecs_error(op, region, e)
+}

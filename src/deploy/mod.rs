@@ -1,0 +1,3 @@
+//! `hoist deploy`: put an exact image digest into a running service.
+
+pub mod ecs;

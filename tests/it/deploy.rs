@@ -1,0 +1,198 @@
+//! `hoist deploy ecs` against moto's ECS (register, update, describe). moto keeps every
+//! deployment's rolloutState IN_PROGRESS, so deploys here pass --force except where the
+//! refusal itself is tested.
+
+use serde_json::{Value, json};
+
+use crate::harness::aws::ecr;
+use crate::harness::registry::{Hoist, Run, seed_example, shared};
+
+/// A cluster with service `api` running task definition family `family`: container `web`
+/// (image `image`, a secret, awslogs), a sidecar, a volume, tags, on `arch`.
+fn service(cluster: &str, family: &str, image: &str, arch: &str) {
+    let moto = &ecr().moto;
+    moto.ecs_blocking("CreateCluster", json!({"clusterName": cluster}))
+        .unwrap();
+    moto.ecs_blocking(
+        "RegisterTaskDefinition",
+        json!({
+            "family": family,
+            "containerDefinitions": [
+                {"name": "web", "image": image, "memory": 128,
+                 "secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/db"}],
+                 "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/web"}},
+                 "mountPoints": [{"sourceVolume": "data", "containerPath": "/data"}]},
+                {"name": "sidecar", "image": "public.ecr.aws/nginx/nginx:1", "memory": 64}
+            ],
+            "volumes": [{"name": "data"}],
+            "runtimePlatform": {"cpuArchitecture": arch, "operatingSystemFamily": "LINUX"},
+            "tags": [{"key": "team", "value": "payments"}]
+        }),
+    )
+    .unwrap();
+    moto.ecs_blocking(
+        "CreateService",
+        json!({"cluster": cluster, "serviceName": "api", "taskDefinition": family, "desiredCount": 1}),
+    )
+    .unwrap();
+}
+
+fn deploy(args: &[&str]) -> Run {
+    let mut all = vec!["--json", "deploy", "ecs"];
+    all.extend(args);
+    ecr().hoist_with_keys().run(all)
+}
+
+fn task_definition(arn: &str) -> Value {
+    ecr()
+        .moto
+        .ecs_blocking(
+            "DescribeTaskDefinition",
+            json!({"taskDefinition": arn, "include": ["TAGS"]}),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_deploy_registers_the_same_definition_with_the_image_pinned_and_updates_the_service() {
+    let image = seed_example(shared(), "deploy/web", None);
+    service(
+        "prod",
+        "web",
+        &format!("{}/deploy/web:old", shared().host),
+        "X86_64",
+    );
+    // moto's first deployment never completes: without --force the deploy is refused.
+    deploy(&["--cluster", "prod", "--service", "api", "--image", &image])
+        .fails_with(1, "service api has a deployment in progress");
+
+    let dry = deploy(&[
+        "--cluster",
+        "prod",
+        "--service",
+        "api",
+        "--image",
+        &image,
+        "--force",
+        "--dry-run",
+    ]);
+    dry.ok();
+    let dry = dry.json();
+    assert!(dry["task_definition"].is_null(), "{dry}");
+    assert_eq!(dry["changes"][0]["container"], "web");
+
+    let run = deploy(&[
+        "--cluster",
+        "prod",
+        "--service",
+        "api",
+        "--image",
+        &image,
+        "--force",
+    ]);
+    run.ok();
+    let report = run.json();
+    let new_arn = report["task_definition"].as_str().unwrap().to_string();
+    assert!(new_arn.ends_with("task-definition/web:2"), "{report}");
+    let pinned = report["changes"][0]["to"].as_str().unwrap();
+    assert!(
+        pinned.starts_with(&format!("{}/deploy/web@sha256:", shared().host)),
+        "deployed by digest, never a moving tag: {pinned}"
+    );
+
+    let old = task_definition("web:1");
+    let new = task_definition(&new_arn);
+    let (old_td, new_td) = (&old["taskDefinition"], &new["taskDefinition"]);
+    let mut expected = old_td["containerDefinitions"].clone();
+    expected[0]["image"] = json!(pinned);
+    assert_eq!(
+        new_td["containerDefinitions"], expected,
+        "only the image changed"
+    );
+    for kept in ["volumes", "runtimePlatform", "family", "networkMode"] {
+        assert_eq!(new_td[kept], old_td[kept], "{kept}");
+    }
+    assert_eq!(new["tags"], json!([{"key": "team", "value": "payments"}]));
+    let services = ecr()
+        .moto
+        .ecs_blocking(
+            "DescribeServices",
+            json!({"cluster": "prod", "services": ["api"]}),
+        )
+        .unwrap();
+    assert_eq!(services["services"][0]["taskDefinition"], json!(new_arn));
+}
+
+#[test]
+fn deploy_mistakes_name_what_exists() {
+    let image = seed_example(shared(), "deploy/other", None);
+    service("staging", "other", "nginx:1", "X86_64");
+    deploy(&["--cluster", "nope", "--service", "api", "--image", &image]).fails_with(
+        1,
+        "ECS cluster `nope` does not exist in us-east-1 (clusters: ",
+    );
+    deploy(&[
+        "--cluster",
+        "staging",
+        "--service",
+        "apx",
+        "--image",
+        &image,
+    ])
+    .fails_with(
+        1,
+        "ECS service `apx` is not in cluster staging (services: api)",
+    );
+    deploy(&[
+        "--cluster",
+        "staging",
+        "--service",
+        "api",
+        "--container",
+        &format!("wbe={image}"),
+        "--force",
+    ])
+    .fails_with(
+        1,
+        "has no container `wbe` (containers: web=nginx:1, sidecar=public.ecr.aws/nginx/nginx:1)",
+    );
+    deploy(&[
+        "--cluster",
+        "staging",
+        "--service",
+        "api",
+        "--image",
+        &image,
+        "--force",
+    ])
+    .fails_with(1, "matches no single container");
+}
+
+#[test]
+fn an_image_without_the_task_platform_is_refused() {
+    // An amd64-only image for an ARM64 task definition.
+    let amd64_only = format!("{}/deploy/amd64only:v1", shared().host);
+    Hoist::new()
+        .run([
+            "copy",
+            "--platform",
+            "linux/amd64",
+            &seed_example(shared(), "deploy/multi", None),
+            &amd64_only,
+        ])
+        .ok();
+    service("arm", "armweb", "nginx:1", "ARM64");
+    deploy(&[
+        "--cluster",
+        "arm",
+        "--service",
+        "api",
+        "--container",
+        &format!("web={amd64_only}"),
+        "--force",
+    ])
+    .fails_with(
+        1,
+        "has no linux/arm64 image (it has: linux/amd64), and task definition",
+    );
+}
