@@ -196,3 +196,42 @@ fn an_image_without_the_task_platform_is_refused() {
         "has no linux/arm64 image (it has: linux/amd64), and task definition",
     );
 }
+
+#[test]
+fn a_missing_iam_permission_is_named() {
+    let image = seed_example(shared(), "deploy/denied", None);
+    service("denied", "deniedweb", "nginx:1", "X86_64");
+    let proxy = ecr().moto_behind_proxy();
+    proxy.add_rule(crate::harness::proxy::Rule {
+        method: None,
+        path_contains: "RegisterTaskDefinition".into(),
+        times: None,
+        action: crate::harness::proxy::Action::AwsError {
+            code: "AccessDeniedException".into(),
+        },
+    });
+    let run = ecr()
+        .hoist_with_keys()
+        .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))
+        .run([
+            "deploy",
+            "ecs",
+            "--cluster",
+            "denied",
+            "--service",
+            "api",
+            "--container",
+            &format!("web={image}"),
+            "--force",
+        ]);
+    run.fails_with(
+        1,
+        "ECS RegisterTaskDefinition (us-east-1): AccessDeniedException",
+    );
+    assert!(
+        run.stderr
+            .contains("lacks the IAM permission `ecs:RegisterTaskDefinition`"),
+        "{}",
+        run.stderr
+    );
+}

@@ -31,6 +31,8 @@ pub enum Action {
     Reset,
     /// Forward, but reset the connection after the response head and half the body.
     CutResponse,
+    /// Answer 400 with an AWS JSON-protocol error of this code (`AccessDeniedException`).
+    AwsError { code: String },
 }
 
 #[derive(Clone, Debug)]
@@ -225,6 +227,20 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
         Some(Action::Reset) => {
             record(&state, entry);
             let _ = client.get_ref().set_zero_linger();
+        }
+        Some(Action::AwsError { code }) => {
+            let discarded = AtomicU64::new(0);
+            let _ = copy_body(&mut client, &mut tokio::io::sink(), &head, &discarded).await;
+            entry.request_body_bytes = discarded.into_inner();
+            entry.status = Some(400);
+            record(&state, entry);
+            let body = format!(r#"{{"__type":"{code}","message":"injected {code}"}}"#);
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.write_all(answer.as_bytes()).await;
+            let _ = client.shutdown().await;
         }
         Some(Action::Status { code, retry_after }) => {
             let discarded = AtomicU64::new(0);
