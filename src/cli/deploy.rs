@@ -1,6 +1,6 @@
 //! `hoist deploy ecs`: an exact image digest into an ECS service.
 
-use hoist::deploy::ecs::{DeployOptions, ImageChoice};
+use hoist::deploy::ecs::{DeployOptions, ImageChoice, Patience, Rollout, ServiceAt};
 use hoist::reference::RegistryRef;
 use hoist::{Error, Result};
 
@@ -34,6 +34,23 @@ pub struct EcsArgs {
     /// Show the image changes; register and update nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Follow the rollout to COMPLETED, FAILED or a circuit-breaker rollback (exit 3 unless it
+    /// completes), printing the service's events.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait follows the rollout (and the health check polls).
+    #[arg(long, default_value = "10m", value_parser = super::ecr::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// On failure, a timeout or a failed health check: update the service back to the
+    /// previous task definition (unless ECS's circuit breaker did) and wait for it.
+    #[arg(long)]
+    pub rollback: bool,
+    /// After the rollout completes, poll this URL until it answers 2xx (else: failure).
+    #[arg(long, value_name = "URL")]
+    pub health_url: Option<String>,
+    /// After success, give the deployed image this tag too (e.g. `stable`), in its repository.
+    #[arg(long, value_name = "TAG")]
+    pub promote_tag: Option<String>,
 }
 
 pub async fn run(ctx: &Context, command: Command) -> Result<()> {
@@ -65,6 +82,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         (None, None) => hoist::aws::default_region(None).await?,
     };
     let ecs = ctx.client.aws().ecs_client(&region).await?;
+    let pinned_refs = images.clone();
     let report = hoist::deploy::ecs::deploy(
         &ctx.client,
         &ecs,
@@ -78,7 +96,142 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         },
     )
     .await?;
-    ctx.print(&report, || {
+    let follow =
+        args.wait || args.rollback || args.health_url.is_some() || args.promote_tag.is_some();
+    let Some(new) = report.task_definition.clone().filter(|_| follow) else {
+        return print_report(ctx, &report, None);
+    };
+    // Polling every 10 s by default (the services-stable waiter's 15 s is slow to notice).
+    let interval = std::time::Duration::from_millis(
+        std::env::var("HOIST_ECS_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+    );
+    let reporter = ctx.client.reporter().clone();
+    let mut events: Vec<String> = Vec::new();
+    let mut event = |message: &str| {
+        reporter.report(hoist::progress::Event::Info(format!("ecs: {message}")));
+        events.push(message.to_string());
+    };
+    let at = ServiceAt {
+        ecs: &ecs,
+        region: &region,
+        cluster: &args.cluster,
+        service: &args.service,
+    };
+    let patience = Patience {
+        timeout: args.timeout,
+        interval,
+    };
+    let rollout = hoist::deploy::ecs::follow_rollout(&at, &new, patience, &mut event).await?;
+    let mut failure = match &rollout {
+        Rollout::Completed => None,
+        Rollout::Failed { reason, .. } => Some(format!("failed: {reason}")),
+        Rollout::TimedOut { state } => Some(format!(
+            "did not finish within {}s (rollout state {state})",
+            args.timeout.as_secs()
+        )),
+    };
+    if failure.is_none()
+        && let Some(url) = &args.health_url
+        && !hoist::deploy::ecs::healthy(url, patience).await?
+    {
+        failure = Some(format!("completed, but {url} did not answer 2xx"));
+    }
+    let Some(failure) = failure else {
+        let mut outcome = Outcome {
+            rollout,
+            rolled_back_to: None,
+            promoted: Vec::new(),
+            events,
+        };
+        if let Some(tag) = &args.promote_tag {
+            for choice in &pinned_refs {
+                let digest =
+                    hoist::copy::tag(&ctx.client, &choice.reference, std::slice::from_ref(tag))
+                        .await?;
+                outcome.promoted.push(
+                    choice
+                        .reference
+                        .with_digest(digest)
+                        .with_tag(tag)
+                        .to_string(),
+                );
+            }
+        }
+        return print_report(ctx, &report, Some(&outcome));
+    };
+    let previous = &report.previous_task_definition;
+    let (rolled_back_to, what) = match &rollout {
+        Rollout::Failed {
+            rolled_back_to: Some(to),
+            ..
+        } => (
+            Some(to.clone()),
+            format!("ECS's circuit breaker rolled back to {to}"),
+        ),
+        _ if args.rollback => {
+            hoist::deploy::ecs::roll_back(&at, previous).await?;
+            let back =
+                hoist::deploy::ecs::follow_rollout(&at, previous, patience, &mut event).await?;
+            let state = if back == Rollout::Completed {
+                "done"
+            } else {
+                "not finished"
+            };
+            (
+                Some(previous.clone()),
+                format!("rolled back to {previous} ({state})"),
+            )
+        }
+        _ => (
+            None,
+            format!(
+                "not rolled back (the service stays on {new}; --rollback would return to {previous})"
+            ),
+        ),
+    };
+    let outcome = Outcome {
+        rollout,
+        rolled_back_to,
+        promoted: Vec::new(),
+        events,
+    };
+    print_report(ctx, &report, Some(&outcome))?;
+    Err(Error::Gate {
+        message: format!(
+            "deployment of {new} to {}/{} {failure}; {what}",
+            args.cluster, args.service
+        ),
+        hint: None,
+    })
+}
+
+/// What --wait found, after a deploy.
+#[derive(serde::Serialize)]
+struct Outcome {
+    rollout: Rollout,
+    rolled_back_to: Option<String>,
+    promoted: Vec<String>,
+    /// The service events that appeared while following the rollout.
+    events: Vec<String>,
+}
+
+fn print_report(
+    ctx: &Context,
+    report: &hoist::deploy::ecs::DeployReport,
+    outcome: Option<&Outcome>,
+) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        report: &'a hoist::deploy::ecs::DeployReport,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        outcome: Option<&'a Outcome>,
+    }
+    let out = Out { report, outcome };
+    ctx.print(&out, || {
         let mut lines: Vec<String> = report
             .changes
             .iter()
@@ -95,6 +248,13 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
             ),
         };
         lines.insert(0, head);
+        if let Some(outcome) = outcome {
+            lines.push(match &outcome.rollout {
+                Rollout::Completed => "rollout completed".to_string(),
+                other => format!("rollout: {other:?}"),
+            });
+            lines.extend(outcome.promoted.iter().map(|p| format!("promoted {p}")));
+        }
         lines.join("\n")
     });
     Ok(())

@@ -349,3 +349,151 @@ where
 {
     move |e| ecs_error(op, region, e)
 }
+
+/// How a rollout ended.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Rollout {
+    /// The new revision is the PRIMARY deployment, COMPLETED.
+    Completed,
+    /// FAILED; `rolled_back_to` is the revision ECS's circuit breaker went back to, if it did.
+    Failed {
+        reason: String,
+        rolled_back_to: Option<String>,
+    },
+    /// Still going when the time ran out.
+    TimedOut { state: String },
+}
+
+/// One ECS service, as the calls after a deploy address it.
+pub struct ServiceAt<'a> {
+    pub ecs: &'a aws_sdk_ecs::Client,
+    pub region: &'a str,
+    pub cluster: &'a str,
+    pub service: &'a str,
+}
+
+/// How long to keep looking, and how often.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    pub timeout: std::time::Duration,
+    pub interval: std::time::Duration,
+}
+
+/// Follows the service's rollout to `task_definition` until it ends or the patience runs
+/// out; new service events go to `event` as they appear.
+pub async fn follow_rollout(
+    at: &ServiceAt<'_>,
+    task_definition: &str,
+    patience: Patience,
+    event: &mut dyn FnMut(&str),
+) -> Result<Rollout> {
+    let ServiceAt {
+        ecs,
+        region,
+        cluster,
+        service,
+    } = *at;
+    let Patience { timeout, interval } = patience;
+    let started = std::time::Instant::now();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut first = true;
+    loop {
+        let answer = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(failed("DescribeServices", region))?;
+        let Some(current) = answer.services().first() else {
+            return Err(Error::Usage(format!(
+                "ECS service `{service}` vanished from cluster {cluster} during the rollout"
+            )));
+        };
+        // Events come newest first; the ones before this deploy are not news.
+        let mut fresh: Vec<&str> = Vec::new();
+        for e in current.events() {
+            let id = e.id().unwrap_or_default().to_string();
+            if seen.insert(id) && !first {
+                fresh.push(e.message().unwrap_or_default());
+            }
+        }
+        first = false;
+        for message in fresh.into_iter().rev() {
+            event(message);
+        }
+        let deployments = current.deployments();
+        let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+        let ours = deployments
+            .iter()
+            .find(|d| d.task_definition() == Some(task_definition));
+        let state = |d: &aws_sdk_ecs::types::Deployment| {
+            d.rollout_state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default()
+        };
+        match (ours, primary) {
+            (Some(d), Some(p)) if d.id() == p.id() && state(d) == "COMPLETED" => {
+                return Ok(Rollout::Completed);
+            }
+            (Some(d), primary) if state(d) == "FAILED" => {
+                return Ok(Rollout::Failed {
+                    reason: d.rollout_state_reason().unwrap_or("failed").to_string(),
+                    rolled_back_to: primary
+                        .filter(|p| p.id() != d.id())
+                        .and_then(|p| p.task_definition())
+                        .map(str::to_string),
+                });
+            }
+            // Ours is gone and another revision is PRIMARY: the circuit breaker rolled back.
+            (None, Some(p)) => {
+                return Ok(Rollout::Failed {
+                    reason: "the deployment was replaced (rolled back by ECS)".into(),
+                    rolled_back_to: p.task_definition().map(str::to_string),
+                });
+            }
+            _ => {}
+        }
+        if started.elapsed() >= timeout {
+            return Ok(Rollout::TimedOut {
+                state: ours.map(state).unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Points the service back at `task_definition`.
+pub async fn roll_back(at: &ServiceAt<'_>, task_definition: &str) -> Result<()> {
+    at.ecs
+        .update_service()
+        .cluster(at.cluster)
+        .service(at.service)
+        .task_definition(task_definition)
+        .send()
+        .await
+        .map_err(failed("UpdateService", at.region))?;
+    Ok(())
+}
+
+/// Polls `url` until it answers 2xx (true) or the patience runs out (false).
+pub async fn healthy(url: &str, patience: Patience) -> Result<bool> {
+    let Patience { timeout, interval } = patience;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the health-check client: {e}")))?;
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(resp) = http.get(url).send().await
+            && resp.status().is_success()
+        {
+            return Ok(true);
+        }
+        if started.elapsed() >= timeout {
+            return Ok(false);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -235,3 +235,141 @@ fn a_missing_iam_permission_is_named() {
         run.stderr
     );
 }
+
+use crate::harness::ecs_script::{ScriptedEcs, Step};
+
+/// Deploys `image` to cluster/api through a scripted ECS (see harness::ecs_script): the
+/// rollout follows `steps`. Polling every 10 ms; `extra` flags added.
+fn deploy_scripted(
+    cluster: &str,
+    image: &str,
+    steps: &[Step],
+    extra: &[&str],
+) -> (Run, ScriptedEcs) {
+    let scripted = ScriptedEcs::start(&ecr().moto.url, steps);
+    let mut args = vec![
+        "--json",
+        "deploy",
+        "ecs",
+        "--cluster",
+        cluster,
+        "--service",
+        "api",
+        "--container",
+    ];
+    let container = format!("web={image}");
+    args.push(&container);
+    args.extend(extra);
+    let run = ecr()
+        .hoist_with_keys()
+        .env("AWS_ENDPOINT_URL", format!("http://{}", scripted.addr))
+        .env("HOIST_ECS_POLL_MS", "10")
+        .run(args);
+    (run, scripted)
+}
+
+#[test]
+fn a_completed_rollout_passes_the_health_check_and_promotes_stable() {
+    let image = seed_example(shared(), "deploy/good", None);
+    service("good", "goodweb", "nginx:1", "X86_64");
+    let health = crate::harness::http::serve_status(200);
+    let (run, _) = deploy_scripted(
+        "good",
+        &image,
+        &[Step::InProgress, Step::InProgress, Step::Completed],
+        &["--wait", "--health-url", &health, "--promote-tag", "stable"],
+    );
+    run.ok();
+    let out = run.json();
+    assert_eq!(out["rollout"]["outcome"], "completed", "{out}");
+    // The new service events (printed as they come without --json).
+    assert!(
+        out["events"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("(service api) has reached a steady state.")),
+        "{out}"
+    );
+    let stable = format!("{}/deploy/good:stable", shared().host);
+    assert_eq!(
+        crate::harness::registry::skopeo_raw(&stable, None),
+        crate::harness::registry::skopeo_raw(&image, None),
+        "stable is the deployed image"
+    );
+}
+
+#[test]
+fn a_circuit_breaker_rollback_is_a_failure_even_though_the_service_is_stable() {
+    let image = seed_example(shared(), "deploy/bad", None);
+    service("bad", "badweb", "nginx:1", "X86_64");
+    let (run, scripted) = deploy_scripted(
+        "bad",
+        &image,
+        &[Step::InProgress, Step::FailedRolledBack],
+        &["--wait", "--rollback", "--promote-tag", "stable"],
+    );
+    run.fails_with(3, "failed: ECS deployment circuit breaker: tasks failed to start.; ECS's circuit breaker rolled back to");
+    assert!(run.stderr.contains("badweb:1"), "{}", run.stderr);
+    // ECS already went back: hoist does not update the service again, nor promote.
+    assert_eq!(scripted.updates().len(), 1);
+    assert!(
+        crate::harness::registry::skopeo_raw(&format!("{}/deploy/bad:stable", shared().host), None)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_stuck_rollout_times_out_and_rolls_back_when_asked() {
+    let image = seed_example(shared(), "deploy/stuck", None);
+    service("stuck", "stuckweb", "nginx:1", "X86_64");
+    let (run, scripted) = deploy_scripted(
+        "stuck",
+        &image,
+        &[Step::InProgress],
+        &["--wait", "--timeout", "1s"],
+    );
+    run.fails_with(
+        3,
+        "did not finish within 1s (rollout state IN_PROGRESS); not rolled back",
+    );
+    assert_eq!(scripted.updates().len(), 1);
+
+    let (run, scripted) = deploy_scripted(
+        "stuck",
+        &image,
+        &[Step::InProgress],
+        &["--wait", "--timeout", "1s", "--rollback"],
+    );
+    run.fails_with(3, "rolled back to");
+    let updates = scripted.updates();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!(
+        updates[1].ends_with("stuckweb:2"),
+        "back to the revision before this deploy: {updates:?}"
+    );
+}
+
+#[test]
+fn a_failed_health_check_rolls_back() {
+    let image = seed_example(shared(), "deploy/sick", None);
+    service("sick", "sickweb", "nginx:1", "X86_64");
+    let health = crate::harness::http::serve_status(503);
+    let (run, scripted) = deploy_scripted(
+        "sick",
+        &image,
+        &[Step::Completed],
+        &[
+            "--wait",
+            "--timeout",
+            "1s",
+            "--health-url",
+            &health,
+            "--rollback",
+        ],
+    );
+    run.fails_with(
+        3,
+        &format!("completed, but {health} did not answer 2xx; rolled back to"),
+    );
+    assert_eq!(scripted.updates().len(), 2);
+}

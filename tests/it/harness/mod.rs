@@ -2,6 +2,7 @@
 //! shared by all tests of this binary, killed when the binary exits.
 
 pub mod aws;
+pub mod ecs_script;
 pub mod http;
 pub mod proxy;
 pub mod reference;
