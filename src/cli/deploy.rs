@@ -20,8 +20,23 @@ pub struct EcsArgs {
     #[arg(long)]
     pub service: String,
     /// The image for the task definition's only container (or the one from its repository).
-    #[arg(long, value_name = "REF", required_unless_present = "containers")]
+    #[arg(
+        long,
+        value_name = "REF",
+        required_unless_present_any = ["containers", "imagedefinitions", "rollback_to"]
+    )]
     pub image: Option<String>,
+    /// The images per container from a CodePipeline imagedefinitions.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "image")]
+    pub imagedefinitions: Option<std::path::PathBuf>,
+    /// Roll the service back: to a revision (`N`, `family:N`, an ARN), or to the images a
+    /// tag (`stable`) points to in each container's repository.
+    #[arg(long, value_name = "stable|REVISION", conflicts_with_all = ["image", "containers", "imagedefinitions"])]
+    pub rollback_to: Option<String>,
+    /// Write ECS_TASK_DEFINITION, ECS_PREVIOUS_TASK_DEFINITION and ECS_IMAGE to this dotenv
+    /// file (GitLab `artifacts: reports: dotenv`).
+    #[arg(long, value_name = "FILE")]
+    pub dotenv: Option<std::path::PathBuf>,
     /// The image for a named container (repeatable).
     #[arg(long = "container", value_name = "NAME=REF", conflicts_with = "image")]
     pub containers: Vec<String>,
@@ -62,6 +77,9 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
             reference: RegistryRef::parse(image)?,
         });
     }
+    if let Some(file) = &args.imagedefinitions {
+        images.extend(image_definitions(file)?);
+    }
     for item in &args.containers {
         let (name, reference) = item
             .split_once('=')
@@ -82,6 +100,32 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         (None, None) => hoist::aws::default_region(None).await?,
     };
     let ecs = ctx.client.aws().ecs_client(&region).await?;
+    let at = ServiceAt {
+        ecs: &ecs,
+        region: &region,
+        cluster: &args.cluster,
+        service: &args.service,
+    };
+    // Polling every 10 s by default (the services-stable waiter's 15 s is slow to notice).
+    let interval = std::time::Duration::from_millis(
+        std::env::var("HOIST_ECS_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+    );
+    let patience = Patience {
+        timeout: args.timeout,
+        interval,
+    };
+    if let Some(target) = &args.rollback_to {
+        let current = hoist::deploy::ecs::current_task_definition(&at).await?;
+        match hoist::deploy::ecs::revision_of(&current, target) {
+            Some(revision) => {
+                return roll_back_to_revision(ctx, &args, &at, patience, &current, &revision).await;
+            }
+            None => images = hoist::deploy::ecs::tagged_images(&ctx.client, &at, target).await?,
+        }
+    }
     let pinned_refs = images.clone();
     let report = hoist::deploy::ecs::deploy(
         &ctx.client,
@@ -96,33 +140,17 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         },
     )
     .await?;
+    write_dotenv(&args, &report)?;
     let follow =
         args.wait || args.rollback || args.health_url.is_some() || args.promote_tag.is_some();
     let Some(new) = report.task_definition.clone().filter(|_| follow) else {
         return print_report(ctx, &report, None);
     };
-    // Polling every 10 s by default (the services-stable waiter's 15 s is slow to notice).
-    let interval = std::time::Duration::from_millis(
-        std::env::var("HOIST_ECS_POLL_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000),
-    );
     let reporter = ctx.client.reporter().clone();
     let mut events: Vec<String> = Vec::new();
     let mut event = |message: &str| {
         reporter.report(hoist::progress::Event::Info(format!("ecs: {message}")));
         events.push(message.to_string());
-    };
-    let at = ServiceAt {
-        ecs: &ecs,
-        region: &region,
-        cluster: &args.cluster,
-        service: &args.service,
-    };
-    let patience = Patience {
-        timeout: args.timeout,
-        interval,
     };
     let rollout = hoist::deploy::ecs::follow_rollout(&at, &new, patience, &mut event).await?;
     let mut failure = match &rollout {
@@ -202,6 +230,94 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
     Err(Error::Gate {
         message: format!(
             "deployment of {new} to {}/{} {failure}; {what}",
+            args.cluster, args.service
+        ),
+        hint: None,
+    })
+}
+
+/// `[{"name": CONTAINER, "imageUri": REF}, ...]` (CodePipeline's imagedefinitions.json).
+fn image_definitions(file: &std::path::Path) -> Result<Vec<ImageChoice>> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Definition {
+        name: String,
+        image_uri: String,
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let definitions: Vec<Definition> =
+        serde_json::from_str(&text).map_err(|e| Error::malformed(file.display().to_string(), e))?;
+    definitions
+        .into_iter()
+        .map(|d| {
+            Ok(ImageChoice {
+                container: Some(d.name),
+                reference: RegistryRef::parse(&d.image_uri)?,
+            })
+        })
+        .collect()
+}
+
+fn write_dotenv(args: &EcsArgs, report: &hoist::deploy::ecs::DeployReport) -> Result<()> {
+    let (Some(file), Some(new)) = (&args.dotenv, &report.task_definition) else {
+        return Ok(());
+    };
+    let image = report
+        .changes
+        .first()
+        .map(|c| c.to.as_str())
+        .unwrap_or_default();
+    let text = format!(
+        "ECS_TASK_DEFINITION={new}\nECS_PREVIOUS_TASK_DEFINITION={}\nECS_IMAGE={image}\n",
+        report.previous_task_definition
+    );
+    std::fs::write(file, text).map_err(|e| Error::io(file, e))
+}
+
+/// `--rollback-to REVISION`: the service back on that revision, followed with --wait.
+async fn roll_back_to_revision(
+    ctx: &Context,
+    args: &EcsArgs,
+    at: &ServiceAt<'_>,
+    patience: Patience,
+    current: &str,
+    revision: &str,
+) -> Result<()> {
+    let report = hoist::deploy::ecs::DeployReport {
+        cluster: args.cluster.clone(),
+        service: args.service.clone(),
+        previous_task_definition: current.to_string(),
+        task_definition: (!args.dry_run).then(|| revision.to_string()),
+        changes: Vec::new(),
+        dry_run: args.dry_run,
+    };
+    if args.dry_run {
+        return print_report(ctx, &report, None);
+    }
+    hoist::deploy::ecs::roll_back(at, revision).await?;
+    write_dotenv(args, &report)?;
+    if !args.wait {
+        return print_report(ctx, &report, None);
+    }
+    let mut events = Vec::new();
+    let rollout = hoist::deploy::ecs::follow_rollout(at, revision, patience, &mut |m| {
+        events.push(m.to_string())
+    })
+    .await?;
+    let done = rollout == Rollout::Completed;
+    let outcome = Outcome {
+        rollout,
+        rolled_back_to: None,
+        promoted: Vec::new(),
+        events,
+    };
+    print_report(ctx, &report, Some(&outcome))?;
+    if done {
+        return Ok(());
+    }
+    Err(Error::Gate {
+        message: format!(
+            "the rollback of {}/{} to {revision} did not complete",
             args.cluster, args.service
         ),
         hint: None,

@@ -497,3 +497,111 @@ pub async fn healthy(url: &str, patience: Patience) -> Result<bool> {
         tokio::time::sleep(interval).await;
     }
 }
+
+/// The images to roll back to by tag (`--rollback-to stable`): for each container of the
+/// service's current task definition whose repository has `tag`, that image.
+pub async fn tagged_images(
+    registry: &RegistryClient,
+    at: &ServiceAt<'_>,
+    tag: &str,
+) -> Result<Vec<ImageChoice>> {
+    let current = current_task_definition(at).await?;
+    let described = at
+        .ecs
+        .describe_task_definition()
+        .task_definition(&current)
+        .send()
+        .await
+        .map_err(failed("DescribeTaskDefinition", at.region))?;
+    let mut choices = Vec::new();
+    let mut problems = Vec::new();
+    let containers = described
+        .task_definition()
+        .map(|t| t.container_definitions().to_vec())
+        .unwrap_or_default();
+    for container in &containers {
+        let Some(image) = container.image().and_then(|i| RegistryRef::parse(i).ok()) else {
+            continue;
+        };
+        let tagged = RegistryRef {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..image
+        };
+        let repo = registry.repository(&tagged, crate::registry::Access::Pull);
+        // A sidecar from a registry we cannot read is not what is rolled back.
+        match repo.head_manifest(tag).await {
+            Ok(Some(_)) => choices.push(ImageChoice {
+                container: container.name().map(str::to_string),
+                reference: tagged,
+            }),
+            Ok(None) => {}
+            Err(e) => problems.push(format!("{tagged}: {e}")),
+        }
+    }
+    if choices.is_empty() {
+        let seen = if problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", problems.join("; "))
+        };
+        return Err(Error::Usage(format!(
+            "no container image of {current} has a `{tag}` tag in its repository{seen}: is --promote-tag {tag} used on successful deploys?"
+        )));
+    }
+    Ok(choices)
+}
+
+/// The task definition the service runs now.
+pub async fn current_task_definition(at: &ServiceAt<'_>) -> Result<String> {
+    let answer = at
+        .ecs
+        .describe_services()
+        .cluster(at.cluster)
+        .services(at.service)
+        .send()
+        .await
+        .map_err(failed("DescribeServices", at.region))?;
+    answer
+        .services()
+        .first()
+        .and_then(|s| s.task_definition())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "ECS service `{}` is not in cluster {}",
+                at.service, at.cluster
+            ))
+        })
+}
+
+/// `N`, `family:N` or an ARN as a task definition for the service (`N`: its family's).
+pub fn revision_of(current: &str, wanted: &str) -> Option<String> {
+    if wanted.starts_with("arn:") || (wanted.contains(':') && !wanted.ends_with(':')) {
+        return Some(wanted.to_string());
+    }
+    wanted.parse::<u32>().ok()?;
+    let family = current
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.rsplit_once(':'))
+        .map(|(family, _)| family)?;
+    Some(format!("{family}:{wanted}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revision_of;
+
+    #[test]
+    fn revisions_are_read_like_the_console_writes_them() {
+        let current = "arn:aws:ecs:us-east-1:1:task-definition/web:7";
+        assert_eq!(revision_of(current, "5").as_deref(), Some("web:5"));
+        assert_eq!(revision_of(current, "api:2").as_deref(), Some("api:2"));
+        assert_eq!(
+            revision_of(current, "arn:aws:ecs:us-east-1:1:task-definition/web:3").as_deref(),
+            Some("arn:aws:ecs:us-east-1:1:task-definition/web:3")
+        );
+        assert_eq!(revision_of(current, "stable"), None);
+    }
+}

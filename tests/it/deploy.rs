@@ -373,3 +373,72 @@ fn a_failed_health_check_rolls_back() {
     );
     assert_eq!(scripted.updates().len(), 2);
 }
+
+#[test]
+fn imagedefinitions_in_dotenv_out_and_rollbacks_to_a_tag_or_a_revision() {
+    let image = seed_example(shared(), "deploy/rb", None);
+    let repo = format!("{}/deploy/rb", shared().host);
+    Hoist::new().run(["tag", &image, "stable"]).ok();
+    service("rb", "rbweb", &format!("{repo}:old"), "X86_64");
+    let dir = tempfile::tempdir().unwrap();
+    let definitions = dir.path().join("imagedefinitions.json");
+    std::fs::write(
+        &definitions,
+        json!([{"name": "web", "imageUri": image}]).to_string(),
+    )
+    .unwrap();
+    let dotenv = dir.path().join("deploy.env");
+    deploy(&[
+        "--cluster",
+        "rb",
+        "--service",
+        "api",
+        "--force",
+        "--imagedefinitions",
+        definitions.to_str().unwrap(),
+        "--dotenv",
+        dotenv.to_str().unwrap(),
+    ])
+    .ok();
+    let env = std::fs::read_to_string(&dotenv).unwrap();
+    assert!(env.contains("task-definition/rbweb:2\n"), "{env}");
+    assert!(env.contains("ECS_PREVIOUS_TASK_DEFINITION=arn:aws:ecs:us-east-1:123456789012:task-definition/rbweb:1\n"), "{env}");
+    assert!(env.contains(&format!("ECS_IMAGE={repo}@sha256:")), "{env}");
+
+    // The manual rollback job: the images `stable` points to, pinned.
+    let run = deploy(&[
+        "--cluster",
+        "rb",
+        "--service",
+        "api",
+        "--force",
+        "--rollback-to",
+        "stable",
+    ]);
+    run.ok();
+    let out = run.json();
+    assert_eq!(out["changes"][0]["container"], "web", "{out}");
+    assert!(
+        out["changes"][0]["to"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{repo}@sha256:"))
+    );
+    // Or straight back to a revision.
+    let run = deploy(&["--cluster", "rb", "--service", "api", "--rollback-to", "1"]);
+    run.ok();
+    let services = ecr()
+        .moto
+        .ecs_blocking(
+            "DescribeServices",
+            json!({"cluster": "rb", "services": ["api"]}),
+        )
+        .unwrap();
+    assert!(
+        services["services"][0]["taskDefinition"]
+            .as_str()
+            .unwrap()
+            .ends_with("rbweb:1"),
+        "{services}"
+    );
+}
