@@ -162,7 +162,7 @@ pub async fn deploy(
         .filter(|t| **t != DeploymentControllerType::Ecs)
     {
         return Err(Error::Usage(format!(
-            "service {} is deployed by {}, not by ECS rolling updates: for blue/green, hand the image to CodeDeploy (`--image-detail` writes imageDetail.json for an AppSpec)",
+            "service {} is deployed by {}, not by ECS rolling updates: for blue/green, hand the image to CodeDeploy (`hoist build --push --image-detail FILE` writes imageDetail.json for an AppSpec)",
             options.service,
             controller.as_str()
         )));

@@ -442,3 +442,35 @@ fn imagedefinitions_in_dotenv_out_and_rollbacks_to_a_tag_or_a_revision() {
         "{services}"
     );
 }
+
+#[test]
+fn blue_green_services_are_left_to_codedeploy() {
+    let image = seed_example(shared(), "deploy/bg", None);
+    let moto = &ecr().moto;
+    moto.ecs_blocking("CreateCluster", json!({"clusterName": "bg"}))
+        .unwrap();
+    moto.ecs_blocking(
+        "RegisterTaskDefinition",
+        json!({"family": "bgweb", "containerDefinitions": [{"name": "web", "image": "nginx:1", "memory": 64}]}),
+    )
+    .unwrap();
+    moto.ecs_blocking(
+        "CreateService",
+        json!({"cluster": "bg", "serviceName": "api", "taskDefinition": "bgweb", "desiredCount": 1,
+               "deploymentController": {"type": "CODE_DEPLOY"}}),
+    )
+    .unwrap();
+    deploy(&[
+        "--cluster",
+        "bg",
+        "--service",
+        "api",
+        "--image",
+        &image,
+        "--force",
+    ])
+    .fails_with(
+        1,
+        "service api is deployed by CODE_DEPLOY, not by ECS rolling updates",
+    );
+}
