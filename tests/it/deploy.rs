@@ -37,6 +37,14 @@ fn service(cluster: &str, family: &str, image: &str, arch: &str) {
     .unwrap();
 }
 
+/// Cluster `name` with service `api` (family `{name}web`, on amd64) and the example image
+/// as `deploy/{name}` to deploy there.
+fn service_and_image(name: &str) -> String {
+    let image = seed_example(shared(), &format!("deploy/{name}"), None);
+    service(name, &format!("{name}web"), "nginx:1", "X86_64");
+    image
+}
+
 fn deploy(args: &[&str]) -> Run {
     let mut all = vec!["--json", "deploy", "ecs"];
     all.extend(args);
@@ -199,8 +207,7 @@ fn an_image_without_the_task_platform_is_refused() {
 
 #[test]
 fn a_missing_iam_permission_is_named() {
-    let image = seed_example(shared(), "deploy/denied", None);
-    service("denied", "deniedweb", "nginx:1", "X86_64");
+    let image = service_and_image("denied");
     let proxy = ecr().moto_behind_proxy();
     proxy.add_rule(crate::harness::proxy::Rule {
         method: None,
@@ -270,8 +277,7 @@ fn deploy_scripted(
 
 #[test]
 fn a_completed_rollout_passes_the_health_check_and_promotes_stable() {
-    let image = seed_example(shared(), "deploy/good", None);
-    service("good", "goodweb", "nginx:1", "X86_64");
+    let image = service_and_image("good");
     let health = crate::harness::http::serve_status(200);
     let (run, _) = deploy_scripted(
         "good",
@@ -300,8 +306,7 @@ fn a_completed_rollout_passes_the_health_check_and_promotes_stable() {
 
 #[test]
 fn a_circuit_breaker_rollback_is_a_failure_even_though_the_service_is_stable() {
-    let image = seed_example(shared(), "deploy/bad", None);
-    service("bad", "badweb", "nginx:1", "X86_64");
+    let image = service_and_image("bad");
     let (run, scripted) = deploy_scripted(
         "bad",
         &image,
@@ -320,8 +325,7 @@ fn a_circuit_breaker_rollback_is_a_failure_even_though_the_service_is_stable() {
 
 #[test]
 fn a_stuck_rollout_times_out_and_rolls_back_when_asked() {
-    let image = seed_example(shared(), "deploy/stuck", None);
-    service("stuck", "stuckweb", "nginx:1", "X86_64");
+    let image = service_and_image("stuck");
     let (run, scripted) = deploy_scripted(
         "stuck",
         &image,
@@ -351,8 +355,7 @@ fn a_stuck_rollout_times_out_and_rolls_back_when_asked() {
 
 #[test]
 fn a_failed_health_check_rolls_back() {
-    let image = seed_example(shared(), "deploy/sick", None);
-    service("sick", "sickweb", "nginx:1", "X86_64");
+    let image = service_and_image("sick");
     let health = crate::harness::http::serve_status(503);
     let (run, scripted) = deploy_scripted(
         "sick",
