@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod git;
+pub mod init;
 pub mod outputs;
 pub mod tags;
 

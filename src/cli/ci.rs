@@ -22,6 +22,70 @@ pub enum Command {
     /// only the version for a pre-release; mr-<iid> for merge requests; + the environment name.
     /// `hoist.toml` `[tags]` changes this (see README).
     Tags(TagsArgs),
+    /// Write the CI pipeline that builds, pushes and deploys with hoist (.gitlab-ci.yml).
+    Init(InitArgs),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CiName {
+    Gitlab,
+    Github,
+    Codebuild,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthArg {
+    Oidc,
+    Keys,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunnerIsolation {
+    /// Unprivileged Docker executors (GitLab's default): HOIST_ISOLATION=container.
+    Container,
+    /// Let hoist choose (privileged or rootless-capable runners).
+    Auto,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    #[arg(value_enum)]
+    pub ci: CiName,
+    /// The registry host (default: the GitLab project registry).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// The repository in it (with --registry).
+    #[arg(long, requires = "registry")]
+    pub repository: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long, value_enum, default_value = "oidc")]
+    pub auth: AuthArg,
+    /// The IAM role the job assumes with its ID token (default: the AWS_ROLE_ARN variable).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The `aud` of the ID token (seed 004: sts.amazonaws.com).
+    #[arg(long, default_value = "sts.amazonaws.com")]
+    pub oidc_aud: String,
+    /// Build these platforms in one job (QEMU for foreign RUN steps).
+    #[arg(long, value_delimiter = ',', value_name = "P,...")]
+    pub platforms: Vec<String>,
+    /// Deploy jobs: CLUSTER/SERVICE (one for all environments, or one per environment).
+    #[arg(long = "deploy-ecs", value_name = "CLUSTER/SERVICE")]
+    pub deploy_ecs: Vec<String>,
+    /// The environments deployed in order; the last one (if several) is a manual production
+    /// gate on tags, with a manual rollback job.
+    #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
+    pub environments: Vec<String>,
+    /// How RUN steps are isolated on the runners.
+    #[arg(long, value_enum, default_value = "container")]
+    pub isolation: RunnerIsolation,
+    /// The job image: any image with the hoist binary and a shell.
+    #[arg(long, default_value = "$HOIST_IMAGE")]
+    pub image: String,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -237,7 +301,74 @@ pub async fn expand(
 pub async fn run(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Tags(args) => tags(ctx, args).await,
+        Command::Init(args) => init(ctx, args),
     }
+}
+
+fn init(ctx: &Context, args: InitArgs) -> Result<()> {
+    use hoist::ci::init::{Auth, InitOptions};
+    let deploy = args
+        .deploy_ecs
+        .iter()
+        .map(|d| {
+            d.split_once('/')
+                .filter(|(c, s)| !c.is_empty() && !s.is_empty())
+                .map(|(c, s)| (c.to_string(), s.to_string()))
+                .ok_or_else(|| Error::Usage(format!("--deploy-ecs `{d}` is not CLUSTER/SERVICE")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = InitOptions {
+        repository: args.registry.as_ref().map(|r| match &args.repository {
+            Some(name) => format!("{}/{}", r.trim_end_matches('/'), name),
+            None => r.clone(),
+        }),
+        region: args.region.clone(),
+        auth: match args.auth {
+            AuthArg::Oidc => Auth::Oidc,
+            AuthArg::Keys => Auth::Keys,
+        },
+        role_arn: args.role_arn.clone(),
+        oidc_aud: args.oidc_aud.clone(),
+        platforms: args.platforms.clone(),
+        deploy,
+        environments: args.environments.clone(),
+        container_isolation: args.isolation == RunnerIsolation::Container,
+        image: args.image.clone(),
+    };
+    let (file, text, setup) = match args.ci {
+        CiName::Gitlab => (
+            std::path::PathBuf::from(".gitlab-ci.yml"),
+            hoist::ci::init::gitlab(&options)?,
+            hoist::ci::init::gitlab_setup(&options),
+        ),
+        CiName::Github | CiName::Codebuild => {
+            return Err(Error::Usage(
+                "`hoist ci init` writes GitLab pipelines today; github and codebuild are not available yet".into(),
+            ));
+        }
+    };
+    if file.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists: pass --force to overwrite it",
+            file.display()
+        )));
+    }
+    std::fs::write(&file, &text).map_err(|e| Error::io(&file, e))?;
+    #[derive(serde::Serialize)]
+    struct Out {
+        file: String,
+        setup: Vec<String>,
+    }
+    let out = Out {
+        file: file.display().to_string(),
+        setup,
+    };
+    ctx.print(&out, || {
+        let mut lines = vec![format!("wrote {}", out.file)];
+        lines.extend(out.setup.iter().map(|s| format!("  to set up: {s}")));
+        lines.join("\n")
+    });
+    Ok(())
 }
 
 async fn tags(ctx: &Context, args: TagsArgs) -> Result<()> {

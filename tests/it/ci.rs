@@ -478,3 +478,114 @@ fn bad_ci_input_a_non_semver_tag_and_a_broken_hoist_toml() {
     run.ok();
     assert_eq!(run.stdout.trim(), "01234567\n3.1.4\n3.1\n3\ndev-01234567");
 }
+
+/// `check-jsonschema` from the test venv (scripts/test installs it).
+fn check_jsonschema() -> std::path::PathBuf {
+    let venv = std::env::var_os("HOIST_TEST_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap())
+                .join(".cache/hoist-test/venv")
+        });
+    venv.join("bin/check-jsonschema")
+}
+
+#[test]
+fn ci_init_writes_gitlab_pipelines_the_official_schema_accepts() {
+    let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let matrix: Vec<Vec<&str>> = vec![
+        vec![],
+        vec![
+            "--isolation",
+            "auto",
+            "--platforms",
+            "linux/amd64,linux/arm64",
+        ],
+        vec![
+            "--registry",
+            ecr,
+            "--repository",
+            "team/app",
+            "--deploy-ecs",
+            "prod/api",
+            "--environments",
+            "staging,production",
+        ],
+        vec![
+            "--registry",
+            ecr,
+            "--repository",
+            "app",
+            "--auth",
+            "keys",
+            "--deploy-ecs",
+            "dev/api",
+            "--deploy-ecs",
+            "prod/api",
+            "--environments",
+            "dev,production",
+        ],
+        vec![
+            "--registry",
+            "registry.example.com",
+            "--repository",
+            "group/app",
+            "--deploy-ecs",
+            "c/s",
+            "--environments",
+            "production",
+            "--region",
+            "us-east-2",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/ci",
+            "--oidc-aud",
+            "https://gitlab.example.com",
+        ],
+    ];
+    for options in matrix {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["ci", "init", "gitlab"];
+        args.extend(options.iter().copied());
+        Hoist::new().current_dir(dir.path()).run(&args).ok();
+        let file = dir.path().join(".gitlab-ci.yml");
+        let out = std::process::Command::new(check_jsonschema())
+            .args(["--builtin-schema", "vendor.gitlab-ci"])
+            .arg(&file)
+            .output()
+            .expect("check-jsonschema (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "{options:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(&file).unwrap()
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("dind") && !text.contains("privileged: true"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = |args: &[&str]| {
+        let mut all = vec!["ci", "init"];
+        all.extend(args);
+        Hoist::new().current_dir(dir.path()).run(&all)
+    };
+    init(&["jenkins"]).fails_with(1, "invalid value 'jenkins'");
+    init(&[
+        "gitlab",
+        "--auth",
+        "keys",
+        "--role-arn",
+        "arn:aws:iam::1:role/x",
+    ])
+    .fails_with(1, "--role-arn is for --auth oidc");
+    init(&["gitlab", "--deploy-ecs", "c/s"]).fails_with(1, "--deploy-ecs needs --environments");
+    init(&["gitlab"]).ok();
+    init(&["gitlab"]).fails_with(1, ".gitlab-ci.yml exists: pass --force");
+    init(&["gitlab", "--force"]).ok();
+}

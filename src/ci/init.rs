@@ -1,0 +1,254 @@
+//! `hoist ci init`: the pipelines the seeds teach writing by hand, written by hoist. Pure text
+//! generation (the CLI writes the file); the tests validate it against the official schemas.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// GitLab ID token → AWS_ROLE_ARN (seed 004).
+    Oidc,
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY as masked CI variables.
+    Keys,
+}
+
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The image repository (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME`, any registry's
+    /// `host/path`), or None for the GitLab project registry.
+    pub repository: Option<String>,
+    pub region: Option<String>,
+    pub auth: Auth,
+    pub role_arn: Option<String>,
+    pub oidc_aud: String,
+    /// Built with one `--platform` list (QEMU for foreign RUN steps).
+    pub platforms: Vec<String>,
+    /// (cluster, service) per environment, in the order of `environments`.
+    pub deploy: Vec<(String, String)>,
+    pub environments: Vec<String>,
+    /// The runner cannot do namespaces (unprivileged Docker executor): `HOIST_ISOLATION=container`.
+    pub container_isolation: bool,
+    /// The job image (a shell is needed).
+    pub image: String,
+}
+
+impl InitOptions {
+    fn ecr(&self) -> Option<crate::aws::ecr::EcrHost> {
+        let repository = self.repository.as_deref()?;
+        crate::aws::ecr::parse_host(repository.split('/').next()?)
+    }
+
+    fn uses_aws(&self) -> bool {
+        self.ecr().is_some() || !self.deploy.is_empty()
+    }
+
+    /// Checks what must go together.
+    pub fn check(&self) -> Result<()> {
+        if self.auth == Auth::Keys && self.role_arn.is_some() {
+            return Err(Error::Usage(
+                "--role-arn is for --auth oidc; with --auth keys the job uses AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables".into(),
+            ));
+        }
+        if !self.deploy.is_empty() && self.environments.is_empty() {
+            return Err(Error::Usage(
+                "--deploy-ecs needs --environments (the GitLab environments it deploys to)".into(),
+            ));
+        }
+        if self.deploy.len() > 1 && self.deploy.len() != self.environments.len() {
+            return Err(Error::Usage(format!(
+                "{} --deploy-ecs for {} environments: give one (used for all) or one per environment, in order",
+                self.deploy.len(),
+                self.environments.len()
+            )));
+        }
+        if self.uses_aws() && self.region.is_none() && self.ecr().is_none() {
+            return Err(Error::Usage(
+                "ECS deploys need --region (or an ECR --registry, whose host names it)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn region(&self) -> Option<String> {
+        self.region.clone().or_else(|| self.ecr().map(|e| e.region))
+    }
+
+    fn deploy_for(&self, index: usize) -> Option<&(String, String)> {
+        match self.deploy.as_slice() {
+            [] => None,
+            [only] => Some(only),
+            all => all.get(index),
+        }
+    }
+}
+
+/// `.gitlab-ci.yml`.
+pub fn gitlab(options: &InitOptions) -> Result<String> {
+    options.check()?;
+    let repository = options
+        .repository
+        .clone()
+        .unwrap_or_else(|| "$CI_REGISTRY_IMAGE".to_string());
+    let mut out = String::new();
+    let mut line = |s: &str| {
+        out.push_str(s);
+        out.push('\n');
+    };
+    line("# Written by `hoist ci init gitlab`: build (merge requests: no push), push with the");
+    line("# tags of the tag table (branch, short SHA, latest, semver), deploy per environment.");
+    line("stages: [build, deploy]");
+    line("");
+    line("variables:");
+    line(&format!("  IMAGE_REPOSITORY: \"{repository}\""));
+    line("  # The build cache, kept per branch by `cache:` and shared through the registry.");
+    line("  HOIST_CACHE_DIR: \"$CI_PROJECT_DIR/.hoist-cache\"");
+    if let Some(region) = options.region() {
+        line(&format!("  AWS_REGION: \"{region}\""));
+    }
+    if options.container_isolation {
+        line("  # Unprivileged Docker executor: RUN steps run in the job container itself.");
+        line("  HOIST_ISOLATION: container");
+    }
+    line("");
+    line("default:");
+    line("  # Any image with the hoist binary and a shell.");
+    line(&format!("  image: \"{}\"", options.image));
+    if options.uses_aws() && options.auth == Auth::Oidc {
+        line("");
+        line(
+            "# AWS credentials from the job's ID token (an IAM role trusting GitLab's OIDC provider).",
+        );
+        line(".aws:");
+        line("  id_tokens:");
+        line("    AWS_ID_TOKEN:");
+        line(&format!("      aud: \"{}\"", options.oidc_aud));
+        line("  variables:");
+        line(&format!(
+            "    AWS_ROLE_ARN: \"{}\"",
+            options.role_arn.as_deref().unwrap_or("$AWS_ROLE_ARN")
+        ));
+    } else if options.uses_aws() {
+        line("");
+        line(
+            "# AWS credentials: masked CI/CD variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+        );
+        line(".aws:");
+        line("  variables: {}");
+    }
+    let extends = if options.uses_aws() {
+        "  extends: [.build, .aws]"
+    } else {
+        "  extends: [.build]"
+    };
+    let platforms = if options.platforms.is_empty() {
+        String::new()
+    } else {
+        format!(" --platform {}", options.platforms.join(","))
+    };
+    let ecr_create = if options.ecr().is_some() {
+        " --ecr-create --scan-on-push"
+    } else {
+        ""
+    };
+    line("");
+    line(".build:");
+    line("  stage: build");
+    line("  cache:");
+    line("    key: \"hoist-$CI_COMMIT_REF_SLUG\"");
+    line("    paths: [.hoist-cache/]");
+    line("");
+    line("# Merge requests: built (cache from the registry), not pushed.");
+    line("build:merge-request:");
+    line(extends);
+    line("  script:");
+    line(&format!(
+        "    - hoist build .{platforms} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
+    ));
+    line("  rules:");
+    line("    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"");
+    line("");
+    line("# The default branch and tags: pushed; build.env hands IMAGE_REF (by digest) on.");
+    line("build:");
+    line(extends);
+    line("  script:");
+    line(&format!(
+        "    - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\" --cache-to \"$IMAGE_REPOSITORY:buildcache\" --dotenv build.env"
+    ));
+    line("  artifacts:");
+    line("    reports:");
+    line("      dotenv: build.env");
+    line("  rules:");
+    line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
+    line("    - if: $CI_COMMIT_TAG");
+    for (index, environment) in options.environments.iter().enumerate() {
+        let Some((cluster, service)) = options.deploy_for(index) else {
+            continue;
+        };
+        let production = index + 1 == options.environments.len() && options.environments.len() > 1;
+        let promote = if production {
+            " --promote-tag stable"
+        } else {
+            ""
+        };
+        line("");
+        line(&format!("deploy:{environment}:"));
+        line("  stage: deploy");
+        if options.uses_aws() {
+            line("  extends: .aws");
+        }
+        line("  needs: [build]");
+        line(&format!("  environment: {environment}"));
+        line(&format!("  resource_group: \"deploy-{environment}\""));
+        line("  script:");
+        line(&format!(
+            "    - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --image \"$IMAGE_REF\" --wait --rollback{promote}"
+        ));
+        line("  rules:");
+        if production {
+            line("    - if: $CI_COMMIT_TAG");
+            line("      when: manual");
+        } else {
+            line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
+            line("    - if: $CI_COMMIT_TAG");
+        }
+        if production {
+            line("");
+            line(&format!("rollback:{environment}:"));
+            line("  stage: deploy");
+            if options.uses_aws() {
+                line("  extends: .aws");
+            }
+            line(&format!("  environment: {environment}"));
+            line(&format!("  resource_group: \"deploy-{environment}\""));
+            line("  script:");
+            line(&format!(
+                "    - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --rollback-to stable --wait"
+            ));
+            line("  rules:");
+            line("    - if: $CI_COMMIT_TAG");
+            line("      when: manual");
+            line("      allow_failure: true");
+        }
+    }
+    Ok(out)
+}
+
+/// What to set up in GitLab and AWS for the generated pipeline, for the user to read.
+pub fn gitlab_setup(options: &InitOptions) -> Vec<String> {
+    let mut steps = Vec::new();
+    if options.uses_aws() {
+        match options.auth {
+            Auth::Oidc => steps.push(format!(
+                "IAM: a role trusting the OIDC provider of your GitLab instance (aud `{}`), with a condition on `sub` such as `project_path:GROUP/PROJECT:ref_type:branch:ref:main` (and `...:ref_type:tag:ref:*` for releases); set its ARN as AWS_ROLE_ARN{}",
+                options.oidc_aud,
+                if options.role_arn.is_some() { " (written in the file)" } else { " (CI/CD variable)" }
+            )),
+            Auth::Keys => steps.push(
+                "GitLab CI/CD variables: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, masked and protected".into(),
+            ),
+        }
+    }
+    if options.repository.is_none() {
+        steps.push("the GitLab container registry of the project is used ($CI_REGISTRY_IMAGE; CI_REGISTRY_USER/PASSWORD are automatic)".into());
+    }
+    steps
+}
