@@ -252,3 +252,216 @@ pub fn gitlab_setup(options: &InitOptions) -> Vec<String> {
     }
     steps
 }
+
+/// `.github/workflows/hoist.yml`.
+pub fn github(options: &InitOptions) -> Result<String> {
+    options.check()?;
+    let repository = options
+        .repository
+        .clone()
+        .unwrap_or_else(|| "ghcr.io/${{ github.repository }}".to_string());
+    let ghcr = options.repository.is_none();
+    let oidc = options.uses_aws() && options.auth == Auth::Oidc;
+    let platforms = if options.platforms.is_empty() {
+        String::new()
+    } else {
+        format!(" --platform {}", options.platforms.join(","))
+    };
+    let mut out = String::new();
+    push(
+        &mut out,
+        "# Written by `hoist ci init github`: build (pull requests: no push), push with the tags",
+    );
+    push(&mut out, "# of the tag table, deploy per environment.");
+    push(&mut out, "name: hoist");
+    push(&mut out, "on:");
+    push(&mut out, "  push:");
+    push(&mut out, "    branches: [main]");
+    push(&mut out, "    tags: [\"v*\"]");
+    push(&mut out, "  pull_request:");
+    push(&mut out, "permissions:");
+    push(&mut out, "  contents: read");
+    if oidc {
+        push(&mut out, "  id-token: write");
+    }
+    if ghcr {
+        push(&mut out, "  packages: write");
+    }
+    push(&mut out, "env:");
+    push(&mut out, &format!("  IMAGE_REPOSITORY: \"{repository}\""));
+    push(
+        &mut out,
+        "  HOIST_CACHE_DIR: \"${{ github.workspace }}/.hoist-cache\"",
+    );
+    if let Some(region) = options.region() {
+        push(&mut out, &format!("  AWS_REGION: \"{region}\""));
+    }
+    if options.container_isolation {
+        push(&mut out, "  HOIST_ISOLATION: container");
+    }
+    let aws_steps = |out: &mut String| {
+        if !options.uses_aws() {
+            return;
+        }
+        out.push_str("      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n");
+        out.push_str("          aws-region: ${{ env.AWS_REGION }}\n");
+        if oidc {
+            let role = options
+                .role_arn
+                .clone()
+                .unwrap_or_else(|| "${{ vars.AWS_ROLE_ARN }}".into());
+            out.push_str(&format!("          role-to-assume: \"{role}\"\n"));
+            out.push_str(&format!("          audience: \"{}\"\n", options.oidc_aud));
+        } else {
+            out.push_str("          aws-access-key-id: ${{ secrets.AWS_ACCESS_KEY_ID }}\n");
+            out.push_str("          aws-secret-access-key: ${{ secrets.AWS_SECRET_ACCESS_KEY }}\n");
+        }
+    };
+    push(&mut out, "jobs:");
+    push(&mut out, "  build:");
+    push(&mut out, "    runs-on: ubuntu-latest");
+    push(
+        &mut out,
+        &format!(
+            "    container: \"{}\"",
+            options
+                .image
+                .replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
+        ),
+    );
+    push(&mut out, "    outputs:");
+    push(
+        &mut out,
+        "      image: ${{ steps.build.outputs.IMAGE_REF }}",
+    );
+    push(&mut out, "    steps:");
+    push(&mut out, "      - uses: actions/checkout@v4");
+    push(&mut out, "      - uses: actions/cache@v4");
+    push(&mut out, "        with:");
+    push(&mut out, "          path: .hoist-cache");
+    push(
+        &mut out,
+        "          key: hoist-${{ github.ref_name }}-${{ github.sha }}",
+    );
+    push(
+        &mut out,
+        "          restore-keys: hoist-${{ github.ref_name }}-",
+    );
+    aws_steps(&mut out);
+    if ghcr {
+        push(&mut out, "      - name: log in to ghcr.io");
+        push(&mut out, "        if: github.event_name == 'push'");
+        push(
+            &mut out,
+            "        run: echo \"${{ secrets.GITHUB_TOKEN }}\" | hoist login ghcr.io -u \"${{ github.actor }}\" --password-stdin",
+        );
+    }
+    push(
+        &mut out,
+        "      - name: \"build (pull requests: not pushed)\"",
+    );
+    push(&mut out, "        if: github.event_name == 'pull_request'");
+    push(
+        &mut out,
+        &format!(
+            "        run: hoist build .{platforms} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
+        ),
+    );
+    push(&mut out, "      - name: build and push");
+    push(&mut out, "        id: build");
+    push(&mut out, "        if: github.event_name == 'push'");
+    push(
+        &mut out,
+        &format!(
+            "        run: hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push --cache-from \"$IMAGE_REPOSITORY:buildcache\" --cache-to \"$IMAGE_REPOSITORY:buildcache\" --dotenv \"$GITHUB_OUTPUT\""
+        ),
+    );
+    let mut previous = "build".to_string();
+    for (index, environment) in options.environments.iter().enumerate() {
+        let Some((cluster, service)) = options.deploy_for(index) else {
+            continue;
+        };
+        let production = index + 1 == options.environments.len() && options.environments.len() > 1;
+        let job = format!("deploy-{environment}");
+        push(&mut out, &format!("  {job}:"));
+        push(
+            &mut out,
+            &format!(
+                "    needs: [build{}]",
+                if previous == "build" {
+                    String::new()
+                } else {
+                    format!(", {previous}")
+                }
+            ),
+        );
+        push(
+            &mut out,
+            if production {
+                "    if: startsWith(github.ref, 'refs/tags/v')"
+            } else {
+                "    if: github.event_name == 'push'"
+            },
+        );
+        push(&mut out, "    runs-on: ubuntu-latest");
+        push(
+            &mut out,
+            &format!(
+                "    container: \"{}\"",
+                options
+                    .image
+                    .replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
+            ),
+        );
+        push(&mut out, &format!("    environment: {environment}"));
+        push(&mut out, &format!("    concurrency: deploy-{environment}"));
+        push(&mut out, "    steps:");
+        aws_steps(&mut out);
+        let promote = if production {
+            " --promote-tag stable"
+        } else {
+            ""
+        };
+        push(
+            &mut out,
+            &format!(
+                "      - run: hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --image \"${{{{ needs.build.outputs.image }}}}\" --wait --rollback{promote}"
+            ),
+        );
+        previous = job;
+    }
+    Ok(out)
+}
+
+fn push(out: &mut String, line: &str) {
+    out.push_str(line);
+    out.push('\n');
+}
+
+/// What to set up in GitHub and AWS for the generated workflow.
+pub fn github_setup(options: &InitOptions) -> Vec<String> {
+    let mut steps = vec![
+        "repository variable HOIST_IMAGE: an image with the hoist binary (the job container)"
+            .to_string(),
+    ];
+    if options.uses_aws() {
+        steps.push(match options.auth {
+            Auth::Oidc => format!(
+                "IAM: a role trusting token.actions.githubusercontent.com (aud `{}`) with `sub` conditions like `repo:OWNER/REPO:ref:refs/heads/main` and `repo:OWNER/REPO:environment:production`; its ARN as the variable AWS_ROLE_ARN{}",
+                options.oidc_aud,
+                if options.role_arn.is_some() { " (written in the file)" } else { "" }
+            ),
+            Auth::Keys => "repository secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        });
+    }
+    if let Some(production) = options
+        .environments
+        .last()
+        .filter(|_| options.environments.len() > 1)
+    {
+        steps.push(format!(
+            "the `{production}` environment with required reviewers: the manual gate before production"
+        ));
+    }
+    steps
+}

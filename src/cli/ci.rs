@@ -341,9 +341,14 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
             hoist::ci::init::gitlab(&options)?,
             hoist::ci::init::gitlab_setup(&options),
         ),
-        CiName::Github | CiName::Codebuild => {
+        CiName::Github => (
+            std::path::PathBuf::from(".github/workflows/hoist.yml"),
+            hoist::ci::init::github(&options)?,
+            hoist::ci::init::github_setup(&options),
+        ),
+        CiName::Codebuild => {
             return Err(Error::Usage(
-                "`hoist ci init` writes GitLab pipelines today; github and codebuild are not available yet".into(),
+                "`hoist ci init codebuild` is not available yet: gitlab and github are".into(),
             ));
         }
     };
@@ -352,6 +357,9 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
             "{} exists: pass --force to overwrite it",
             file.display()
         )));
+    }
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     std::fs::write(&file, &text).map_err(|e| Error::io(&file, e))?;
     #[derive(serde::Serialize)]

@@ -491,7 +491,7 @@ fn check_jsonschema() -> std::path::PathBuf {
 }
 
 #[test]
-fn ci_init_writes_gitlab_pipelines_the_official_schema_accepts() {
+fn ci_init_writes_pipelines_the_official_schemas_accept() {
     let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
     let matrix: Vec<Vec<&str>> = vec![
         vec![],
@@ -542,28 +542,37 @@ fn ci_init_writes_gitlab_pipelines_the_official_schema_accepts() {
             "https://gitlab.example.com",
         ],
     ];
-    for options in matrix {
-        let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["ci", "init", "gitlab"];
-        args.extend(options.iter().copied());
-        Hoist::new().current_dir(dir.path()).run(&args).ok();
-        let file = dir.path().join(".gitlab-ci.yml");
-        let out = std::process::Command::new(check_jsonschema())
-            .args(["--builtin-schema", "vendor.gitlab-ci"])
-            .arg(&file)
-            .output()
-            .expect("check-jsonschema (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "{options:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            std::fs::read_to_string(&file).unwrap()
-        );
-        let text = std::fs::read_to_string(&file).unwrap();
-        assert!(
-            !text.contains("dind") && !text.contains("privileged: true"),
-            "{text}"
-        );
+    for (ci, file, schema) in [
+        ("gitlab", ".gitlab-ci.yml", "vendor.gitlab-ci"),
+        (
+            "github",
+            ".github/workflows/hoist.yml",
+            "vendor.github-workflows",
+        ),
+    ] {
+        for options in &matrix {
+            let dir = tempfile::tempdir().unwrap();
+            let mut args = vec!["ci", "init", ci];
+            args.extend(options.iter().copied());
+            Hoist::new().current_dir(dir.path()).run(&args).ok();
+            let file = dir.path().join(file);
+            let out = std::process::Command::new(check_jsonschema())
+                .args(["--builtin-schema", schema])
+                .arg(&file)
+                .output()
+                .expect("check-jsonschema (scripts/test installs it)");
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                out.status.success(),
+                "{ci} {options:?}: {}\n{text}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            // No privileged runner, no Docker-in-Docker service.
+            assert!(
+                !text.contains("dind") && !text.contains("privileged: true"),
+                "{text}"
+            );
+        }
     }
 }
 
@@ -576,6 +585,7 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
         Hoist::new().current_dir(dir.path()).run(&all)
     };
     init(&["jenkins"]).fails_with(1, "invalid value 'jenkins'");
+    init(&["codebuild"]).fails_with(1, "`hoist ci init codebuild` is not available yet");
     init(&[
         "gitlab",
         "--auth",
