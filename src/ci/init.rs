@@ -433,6 +433,82 @@ pub fn github(options: &InitOptions) -> Result<String> {
     Ok(out)
 }
 
+/// `buildspec.yml` for AWS CodeBuild (credentials: the project's service role).
+pub fn codebuild(options: &InitOptions, container: &str) -> Result<String> {
+    options.check()?;
+    let Some(repository) = options.repository.clone() else {
+        return Err(Error::Usage(
+            "a CodeBuild pipeline needs --registry (and --repository): the image goes to ECR or another registry".into(),
+        ));
+    };
+    let platforms = if options.platforms.is_empty() {
+        String::new()
+    } else {
+        format!(" --platform {}", options.platforms.join(","))
+    };
+    let ecr_create = if options.ecr().is_some() {
+        " --ecr-create --scan-on-push"
+    } else {
+        ""
+    };
+    let mut out = String::new();
+    push(
+        &mut out,
+        "# Written by `hoist ci init codebuild`: build, push with the tags of the tag table,",
+    );
+    push(
+        &mut out,
+        "# imagedefinitions.json for CodePipeline's ECS deploy action.",
+    );
+    push(&mut out, "version: 0.2");
+    push(&mut out, "env:");
+    push(&mut out, "  variables:");
+    push(&mut out, &format!("    IMAGE_REPOSITORY: \"{repository}\""));
+    push(&mut out, "    HOIST_CACHE_DIR: \"/root/.hoist-cache\"");
+    if let Some(region) = options.region() {
+        push(&mut out, &format!("    AWS_REGION: \"{region}\""));
+    }
+    if options.container_isolation {
+        push(&mut out, "    HOIST_ISOLATION: container");
+    }
+    push(&mut out, "  exported-variables: [IMAGE_REF]");
+    push(&mut out, "phases:");
+    push(&mut out, "  build:");
+    push(
+        &mut out,
+        "    # A failed build stops there: post_build would deploy nothing new.",
+    );
+    push(&mut out, "    on-failure: ABORT");
+    push(&mut out, "    commands:");
+    push(
+        &mut out,
+        &format!(
+            "      - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\" --cache-to \"$IMAGE_REPOSITORY:buildcache\" --dotenv build.env --imagedefinitions imagedefinitions.json --container {container}"
+        ),
+    );
+    push(&mut out, "      - export $(cat build.env)");
+    if let (Some(environment), Some((cluster, service))) =
+        (options.environments.first(), options.deploy_for(0))
+    {
+        push(&mut out, "  post_build:");
+        push(&mut out, "    commands:");
+        push(&mut out, &format!("      # deploy to {environment}"));
+        push(
+            &mut out,
+            &format!(
+                "      - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --image \"$IMAGE_REF\" --wait --rollback"
+            ),
+        );
+    }
+    push(&mut out, "artifacts:");
+    push(&mut out, "  files:");
+    push(&mut out, "    - imagedefinitions.json");
+    push(&mut out, "cache:");
+    push(&mut out, "  paths:");
+    push(&mut out, "    - /root/.hoist-cache/**/*");
+    Ok(out)
+}
+
 fn push(out: &mut String, line: &str) {
     out.push_str(line);
     out.push('\n');

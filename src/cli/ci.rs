@@ -83,6 +83,9 @@ pub struct InitArgs {
     /// The job image: any image with the hoist binary and a shell.
     #[arg(long, default_value = "$HOIST_IMAGE")]
     pub image: String,
+    /// CodeBuild: the ECS container named in imagedefinitions.json.
+    #[arg(long, default_value = "app")]
+    pub container: String,
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
@@ -346,11 +349,13 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
             hoist::ci::init::github(&options)?,
             hoist::ci::init::github_setup(&options),
         ),
-        CiName::Codebuild => {
-            return Err(Error::Usage(
-                "`hoist ci init codebuild` is not available yet: gitlab and github are".into(),
-            ));
-        }
+        CiName::Codebuild => (
+            std::path::PathBuf::from("buildspec.yml"),
+            hoist::ci::init::codebuild(&options, &args.container)?,
+            vec![
+                "CodeBuild: a service role allowed to push to the repository (ecr:*Layer*, ecr:PutImage, ecr:CreateRepository with --ecr-create) and, for deploys, ecs:RegisterTaskDefinition/UpdateService/Describe* and iam:PassRole".to_string(),
+            ],
+        ),
     };
     if file.exists() && !args.force {
         return Err(Error::Usage(format!(

@@ -585,7 +585,7 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
         Hoist::new().current_dir(dir.path()).run(&all)
     };
     init(&["jenkins"]).fails_with(1, "invalid value 'jenkins'");
-    init(&["codebuild"]).fails_with(1, "`hoist ci init codebuild` is not available yet");
+    init(&["codebuild"]).fails_with(1, "a CodeBuild pipeline needs --registry");
     init(&[
         "gitlab",
         "--auth",
@@ -598,4 +598,54 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
     init(&["gitlab"]).ok();
     init(&["gitlab"]).fails_with(1, ".gitlab-ci.yml exists: pass --force");
     init(&["gitlab", "--force"]).ok();
+}
+
+#[test]
+fn ci_init_codebuild_writes_a_buildspec_codebuild_can_read() {
+    // No official buildspec schema: the structure CodeBuild documents (version 0.2, phases,
+    // exported variables, artifacts, cache paths).
+    let dir = tempfile::tempdir().unwrap();
+    Hoist::new()
+        .current_dir(dir.path())
+        .run([
+            "ci",
+            "init",
+            "codebuild",
+            "--registry",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "--repository",
+            "shop/web",
+            "--container",
+            "web",
+            "--deploy-ecs",
+            "prod/web",
+            "--environments",
+            "production",
+        ])
+        .ok();
+    let text = std::fs::read_to_string(dir.path().join("buildspec.yml")).unwrap();
+    let spec: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(spec["version"], 0.2, "{text}");
+    assert_eq!(spec["env"]["variables"]["AWS_REGION"], "eu-west-1");
+    assert_eq!(spec["env"]["exported-variables"][0], "IMAGE_REF");
+    assert_eq!(spec["phases"]["build"]["on-failure"], "ABORT");
+    let build = spec["phases"]["build"]["commands"][0].as_str().unwrap();
+    assert!(
+        build.starts_with("hoist build . -t \"$IMAGE_REPOSITORY\" --tags auto --push --ecr-create"),
+        "{build}"
+    );
+    assert!(
+        build.ends_with("--imagedefinitions imagedefinitions.json --container web"),
+        "{build}"
+    );
+    assert!(
+        spec["phases"]["post_build"]["commands"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(
+                "hoist deploy ecs --cluster \"prod\" --service \"web\" --image \"$IMAGE_REF\""
+            )
+    );
+    assert_eq!(spec["artifacts"]["files"][0], "imagedefinitions.json");
+    assert_eq!(spec["cache"]["paths"][0], "/root/.hoist-cache/**/*");
 }
