@@ -23,7 +23,7 @@ pub enum Command {
     /// `hoist.toml` `[tags]` changes this (see README).
     Tags(TagsArgs),
     /// Write the CI pipeline that builds, pushes and deploys with hoist (.gitlab-ci.yml).
-    Init(InitArgs),
+    Init(Box<InitArgs>),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -304,7 +304,7 @@ pub async fn expand(
 pub async fn run(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Tags(args) => tags(ctx, args).await,
-        Command::Init(args) => init(ctx, args),
+        Command::Init(args) => init(ctx, *args),
     }
 }
 
