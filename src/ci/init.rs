@@ -29,6 +29,12 @@ pub struct InitOptions {
     pub container_isolation: bool,
     /// The job image (a shell is needed).
     pub image: String,
+    /// Merge requests push too (the tag table's `mr-<iid>` and short SHA).
+    pub push_mr: bool,
+    /// A scan gate job failing at these ECR finding severities (`CRITICAL,HIGH`).
+    pub scan_fail_on: Vec<String>,
+    /// The gate's failure (exit 3) does not fail the pipeline.
+    pub scan_allow_failure: bool,
 }
 
 impl InitOptions {
@@ -59,6 +65,11 @@ impl InitOptions {
                 self.deploy.len(),
                 self.environments.len()
             )));
+        }
+        if !self.scan_fail_on.is_empty() && self.ecr().is_none() {
+            return Err(Error::Usage(
+                "--scan-fail-on reads ECR's scan findings: give an ECR --registry".into(),
+            ));
         }
         if self.uses_aws() && self.region.is_none() && self.ecr().is_none() {
             return Err(Error::Usage(
@@ -95,7 +106,7 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
     };
     line("# Written by `hoist ci init gitlab`: build (merge requests: no push), push with the");
     line("# tags of the tag table (branch, short SHA, latest, semver), deploy per environment.");
-    line("stages: [build, deploy]");
+    line("stages: [build, scan, deploy]");
     line("");
     line("variables:");
     line(&format!("  IMAGE_REPOSITORY: \"{repository}\""));
@@ -156,13 +167,20 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
     line("    key: \"hoist-$CI_COMMIT_REF_SLUG\"");
     line("    paths: [.hoist-cache/]");
     line("");
-    line("# Merge requests: built (cache from the registry), not pushed.");
     line("build:merge-request:");
     line(extends);
     line("  script:");
-    line(&format!(
-        "    - hoist build .{platforms} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
-    ));
+    if options.push_mr {
+        line("    # Merge requests push mr-<iid> and the short SHA (the tag table).");
+        line(&format!(
+            "    - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
+        ));
+    } else {
+        line("    # Merge requests are built (cache from the registry), not pushed.");
+        line(&format!(
+            "    - hoist build .{platforms} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
+        ));
+    }
     line("  rules:");
     line("    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"");
     line("");
@@ -179,6 +197,31 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
     line("  rules:");
     line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
     line("    - if: $CI_COMMIT_TAG");
+    if !options.scan_fail_on.is_empty() {
+        line("");
+        line("# The image's ECR scan findings gate the deploys (exit 3 at the threshold).");
+        line("scan:");
+        line("  stage: scan");
+        line("  extends: .aws");
+        line("  needs: [build]");
+        line("  script:");
+        line(&format!(
+            "    - hoist ecr scan \"$IMAGE_REF\" --wait --fail-on {}",
+            options.scan_fail_on.join(",")
+        ));
+        if options.scan_allow_failure {
+            line("  allow_failure:");
+            line("    exit_codes: [3]");
+        }
+        line("  rules:");
+        line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
+        line("    - if: $CI_COMMIT_TAG");
+    }
+    let needs = if options.scan_fail_on.is_empty() {
+        "  needs: [build]"
+    } else {
+        "  needs: [build, scan]"
+    };
     for (index, environment) in options.environments.iter().enumerate() {
         let Some((cluster, service)) = options.deploy_for(index) else {
             continue;
@@ -195,7 +238,7 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
         if options.uses_aws() {
             line("  extends: .aws");
         }
-        line("  needs: [build]");
+        line(needs);
         line(&format!("  environment: {environment}"));
         line(&format!("  resource_group: \"deploy-{environment}\""));
         line("  script:");

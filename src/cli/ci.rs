@@ -83,6 +83,15 @@ pub struct InitArgs {
     /// The job image: any image with the hoist binary and a shell.
     #[arg(long, default_value = "$HOIST_IMAGE")]
     pub image: String,
+    /// Merge requests push too (mr-<iid> and the short SHA).
+    #[arg(long)]
+    pub push_mr: bool,
+    /// A scan gate job before the deploys: fail at these ECR finding severities.
+    #[arg(long, value_delimiter = ',', value_name = "SEVERITY,...")]
+    pub scan_fail_on: Vec<String>,
+    /// The scan gate warns (exit code 3 allowed) instead of failing the pipeline.
+    #[arg(long, requires = "scan_fail_on")]
+    pub scan_allow_failure: bool,
     /// CodeBuild: the ECS container named in imagedefinitions.json.
     #[arg(long, default_value = "app")]
     pub container: String,
@@ -337,6 +346,9 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         environments: args.environments.clone(),
         container_isolation: args.isolation == RunnerIsolation::Container,
         image: args.image.clone(),
+        push_mr: args.push_mr,
+        scan_fail_on: args.scan_fail_on.clone(),
+        scan_allow_failure: args.scan_allow_failure,
     };
     let (file, text, setup) = match args.ci {
         CiName::Gitlab => (

@@ -505,6 +505,20 @@ fn ci_init_writes_pipelines_the_official_schemas_accept() {
             "--registry",
             ecr,
             "--repository",
+            "scanned",
+            "--push-mr",
+            "--scan-fail-on",
+            "CRITICAL,HIGH",
+            "--scan-allow-failure",
+            "--deploy-ecs",
+            "c/s",
+            "--environments",
+            "production",
+        ],
+        vec![
+            "--registry",
+            ecr,
+            "--repository",
             "team/app",
             "--deploy-ecs",
             "prod/api",
@@ -595,6 +609,8 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
     ])
     .fails_with(1, "--role-arn is for --auth oidc");
     init(&["gitlab", "--deploy-ecs", "c/s"]).fails_with(1, "--deploy-ecs needs --environments");
+    init(&["gitlab", "--scan-fail-on", "HIGH"])
+        .fails_with(1, "--scan-fail-on reads ECR's scan findings");
     init(&["gitlab"]).ok();
     init(&["gitlab"]).fails_with(1, ".gitlab-ci.yml exists: pass --force");
     init(&["gitlab", "--force"]).ok();
