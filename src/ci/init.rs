@@ -79,6 +79,24 @@ impl InitOptions {
         Ok(())
     }
 
+    /// ` --platform a,b` for hoist build, or nothing.
+    fn platform_flag(&self) -> String {
+        if self.platforms.is_empty() {
+            String::new()
+        } else {
+            format!(" --platform {}", self.platforms.join(","))
+        }
+    }
+
+    /// An ECR repository is created on the first push, scanning on push.
+    fn ecr_create_flag(&self) -> &'static str {
+        if self.ecr().is_some() {
+            " --ecr-create --scan-on-push"
+        } else {
+            ""
+        }
+    }
+
     fn region(&self) -> Option<String> {
         self.region.clone().or_else(|| self.ecr().map(|e| e.region))
     }
@@ -150,16 +168,8 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
     } else {
         "  extends: [.build]"
     };
-    let platforms = if options.platforms.is_empty() {
-        String::new()
-    } else {
-        format!(" --platform {}", options.platforms.join(","))
-    };
-    let ecr_create = if options.ecr().is_some() {
-        " --ecr-create --scan-on-push"
-    } else {
-        ""
-    };
+    let platforms = options.platform_flag();
+    let ecr_create = options.ecr_create_flag();
     line("");
     line(".build:");
     line("  stage: build");
@@ -305,11 +315,7 @@ pub fn github(options: &InitOptions) -> Result<String> {
         .unwrap_or_else(|| "ghcr.io/${{ github.repository }}".to_string());
     let ghcr = options.repository.is_none();
     let oidc = options.uses_aws() && options.auth == Auth::Oidc;
-    let platforms = if options.platforms.is_empty() {
-        String::new()
-    } else {
-        format!(" --platform {}", options.platforms.join(","))
-    };
+    let platforms = options.platform_flag();
     let mut out = String::new();
     push(
         &mut out,
@@ -484,16 +490,8 @@ pub fn codebuild(options: &InitOptions, container: &str) -> Result<String> {
             "a CodeBuild pipeline needs --registry (and --repository): the image goes to ECR or another registry".into(),
         ));
     };
-    let platforms = if options.platforms.is_empty() {
-        String::new()
-    } else {
-        format!(" --platform {}", options.platforms.join(","))
-    };
-    let ecr_create = if options.ecr().is_some() {
-        " --ecr-create --scan-on-push"
-    } else {
-        ""
-    };
+    let platforms = options.platform_flag();
+    let ecr_create = options.ecr_create_flag();
     let mut out = String::new();
     push(
         &mut out,
