@@ -350,6 +350,11 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         scan_fail_on: args.scan_fail_on.clone(),
         scan_allow_failure: args.scan_allow_failure,
     };
+    if !matches!(args.ci, CiName::Gitlab) && (args.push_mr || !args.scan_fail_on.is_empty()) {
+        return Err(Error::Usage(
+            "--push-mr and --scan-fail-on are written for gitlab pipelines only, so far".into(),
+        ));
+    }
     let (file, text, setup) = match args.ci {
         CiName::Gitlab => (
             std::path::PathBuf::from(".gitlab-ci.yml"),

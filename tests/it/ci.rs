@@ -611,6 +611,7 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
     init(&["gitlab", "--deploy-ecs", "c/s"]).fails_with(1, "--deploy-ecs needs --environments");
     init(&["gitlab", "--scan-fail-on", "HIGH"])
         .fails_with(1, "--scan-fail-on reads ECR's scan findings");
+    init(&["github", "--push-mr"]).fails_with(1, "for gitlab pipelines only");
     init(&["gitlab"]).ok();
     init(&["gitlab"]).fails_with(1, ".gitlab-ci.yml exists: pass --force");
     init(&["gitlab", "--force"]).ok();
