@@ -185,19 +185,9 @@ fi
 rm -rf "$cache/base/oci" "$cache/base/Dockerfile"  # left by an earlier version of this script
 
 # --- the local registry ------------------------------------------------------------------------
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-REG="127.0.0.1:$PORT"
-mkdir -p "$tmp/registry/storage"
-cat >"$tmp/registry/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $tmp/registry/storage}, delete: {enabled: true}}
-http: {addr: $REG, secret: x}
-EOF
-docker-registry serve "$tmp/registry/config.yml" >"$tmp/registry/log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$REG/v2/" >/dev/null && break; sleep 0.1; done
-curl -fs "http://$REG/v2/" >/dev/null || { cat "$tmp/registry/log" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+start_registry "$tmp/registry"
 HOIST_TEST_LOOPBACK_ONLY=1 "$hoist" --progress quiet copy "oci:$cache/base/layout:bookworm" "$REG/base:bookworm" >&2
 
 # --- the build context: a copy, since scenarios append lines to source files --------------------
