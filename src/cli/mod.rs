@@ -26,7 +26,7 @@ use hoist::registry::{RegistryClient, Settings};
 #[derive(Parser, Debug)]
 #[command(
     name = "hoist",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HOIST_GIT_REVISION"), ")"),
     about = "Build, copy and push container images from CI, without a Docker daemon"
 )]
 pub struct Cli {
@@ -70,6 +70,11 @@ pub enum Command {
     Ci {
         #[command(subcommand)]
         command: ci::Command,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) or the man page (`man`).
+    Completions {
+        #[arg(value_name = "SHELL|man")]
+        shell: String,
     },
     /// Deploy an exact image digest (ECS services).
     Deploy {
@@ -149,6 +154,26 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Manifest { command } => manifest::run(&ctx, command).await,
         Command::Mirror(args) => mirror::run(&ctx, args).await,
         Command::Deploy { command } => deploy::run(&ctx, command).await,
+        Command::Completions { shell } => completions(&shell),
         Command::Ci { command } => ci::run(&ctx, command).await,
     }
+}
+
+/// `hoist completions SHELL|man`: written to stdout.
+fn completions(shell: &str) -> Result<()> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    if shell == "man" {
+        return clap_mangen::Man::new(command)
+            .render(&mut out)
+            .map_err(|e| hoist::Error::io("<stdout>", e));
+    }
+    let shell: clap_complete::Shell = shell.parse().map_err(|_| {
+        hoist::Error::Usage(format!(
+            "completions for `{shell}`: choose bash, zsh, fish, elvish, powershell or man"
+        ))
+    })?;
+    clap_complete::generate(shell, &mut command, "hoist", &mut out);
+    Ok(())
 }

@@ -73,3 +73,29 @@ fn inspect_reports_index_image_and_raw_bytes() {
         skopeo_config.as_slice()
     );
 }
+
+#[test]
+fn version_names_the_revision_and_completions_and_the_man_page_are_printed() {
+    let version = crate::harness::registry::hoist(["--version"]);
+    version.ok();
+    let line = version.stdout.trim();
+    assert!(
+        line.starts_with("hoist ") && line.ends_with(')') && line.contains(" ("),
+        "{line}"
+    );
+    let completions = |shell: &str| {
+        let run = crate::harness::registry::hoist(["completions", shell]);
+        run.ok();
+        run.stdout
+    };
+    assert!(completions("bash").contains("_hoist()"));
+    assert!(completions("zsh").starts_with("#compdef hoist"));
+    assert!(completions("fish").contains("complete -c hoist"));
+    let man = completions("man");
+    assert!(
+        man.contains(".TH hoist 1") && man.contains("deploy"),
+        "{man}"
+    );
+    crate::harness::registry::hoist(["completions", "tcsh"])
+        .fails_with(1, "completions for `tcsh`: choose bash, zsh, fish");
+}
