@@ -30,6 +30,8 @@ SCENARIOS="${SCENARIOS:-cold warm}"
 BUILDAH_DRIVER="${BUILDAH_DRIVER:-overlay}"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 hoist="${HOIST_BIN:-$root/target/release/hoist}"
 # Absolute paths: the `docker` first on PATH may be a different (newer) client.
 DOCKERD=/usr/sbin/dockerd
@@ -76,80 +78,8 @@ fi
 mkdir -p "$BENCH_CACHE"
 cache="$(cd "$BENCH_CACHE" && pwd)"
 
-# (1) the base, exactly as bench/build.sh makes it (keep the two recipes in step with it):
-# debootstrap --variant=minbase bookworm from the mirror apt uses here, tarred without /dev's
-# nodes and apt's lists and caches, wrapped as the one gzip layer of an OCI layout.
-base_recipe="minbase bookworm; excludes: dev/* var/lib/apt/lists/* var/cache/apt/*.bin,archives/*.deb"
-if [ ! -e "$cache/base/rootfs.tar" ] || [ "$(cat "$cache/base/recipe" 2>/dev/null)" != "$base_recipe" ]; then
-  mirror="$(python3 - <<'EOF'
-import glob, re
-for f in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*")):
-    try:
-        text = open(f).read()
-    except OSError:
-        continue
-    for m in re.finditer(r"(?m)^\s*(?:deb\s+(?:\[[^\]]*\]\s+)?|URIs:\s*)(\S+)", text):
-        url = m.group(1).rstrip("/")
-        if url.endswith("/debian"):
-            print(url)
-            raise SystemExit
-print("http://deb.debian.org/debian")
-EOF
-)"
-  echo "preparing the base: debootstrap --variant=minbase bookworm from $mirror..." >&2
-  part="$cache/base/rootfs.partial"
-  mkdir -p "$cache/base"
-  unmount_under "$part"
-  rm -rf "$part"
-  debootstrap --variant=minbase bookworm "$part" "$mirror" >"$cache/base/debootstrap.log" 2>&1 ||
-    { tail -20 "$cache/base/debootstrap.log" >&2; exit 1; }
-  unmount_under "$part"
-  tar --numeric-owner --exclude='./dev/*' --exclude='./var/lib/apt/lists/*' \
-    --exclude='./var/cache/apt/*.bin' --exclude='./var/cache/apt/archives/*.deb' \
-    -C "$part" -cf "$cache/base/rootfs.tar.partial" .
-  mv "$cache/base/rootfs.tar.partial" "$cache/base/rootfs.tar"
-  echo "$base_recipe" >"$cache/base/recipe"
-  rm -rf "$part" "$cache/base/layout"
-fi
-layout_recipe="1 gzip -6 layer, config with history"
-if [ "$(cat "$cache/base/layout/recipe" 2>/dev/null)" != "$layout_recipe" ]; then
-  rm -rf "$cache/base/layout" "$cache/base/layout.partial"
-  python3 - "$cache/base/rootfs.tar" "$cache/base/layout.partial" <<'EOF'
-import gzip, hashlib, json, os, platform, sys
-rootfs, out = sys.argv[1], sys.argv[2]
-blobs = os.path.join(out, "blobs", "sha256")
-os.makedirs(blobs, exist_ok=True)
-
-def put(data):
-    d = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(blobs, d), "wb") as f:
-        f.write(data)
-    return {"digest": "sha256:" + d, "size": len(data)}
-
-raw = open(rootfs, "rb").read()
-layer = put(gzip.compress(raw, compresslevel=6, mtime=0))
-arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-config = {"architecture": arch, "os": "linux", "created": "1970-01-01T00:00:00Z",
-          "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                     "Cmd": ["bash"]},
-          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
-          # buildah insists on one non-empty history entry per layer
-          "history": [{"created": "1970-01-01T00:00:00Z",
-                       "created_by": "debootstrap --variant=minbase bookworm"}]}
-manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       **put(json.dumps(config).encode())},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}]}
-mdesc = {"mediaType": manifest["mediaType"], **put(json.dumps(manifest).encode()),
-         "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}
-with open(os.path.join(out, "index.json"), "w") as f:
-    json.dump({"schemaVersion": 2, "manifests": [mdesc]}, f)
-with open(os.path.join(out, "oci-layout"), "w") as f:
-    json.dump({"imageLayoutVersion": "1.0.0"}, f)
-EOF
-  echo "$layout_recipe" >"$cache/base/layout.partial/recipe"
-  mv "$cache/base/layout.partial" "$cache/base/layout"
-fi
+# (1) the base, as bench/build.sh makes it (bench/lib.sh).
+prepare_base "$cache"
 
 # (2) the archive the RUN steps unpack: ~50 MB tar.gz of 10,240 files (1-12 KB; a fifth text,
 # the rest mostly incompressible) in 32 dirs x 4 subdirs, plus symlinks and hard links; fixed
@@ -200,8 +130,6 @@ EOF
 fi
 
 # --- the local registry ------------------------------------------------------------------------
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 start_registry "$tmp/registry"
 HOIST_TEST_LOOPBACK_ONLY=1 "$hoist" --progress quiet copy "oci:$cache/base/layout:bookworm" "$REG/base:bookworm" >&2
 
