@@ -56,10 +56,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 # dockerd (overlay2) and buildah may leave mounts behind; rm -rf must not walk into them.
-unmount_under() {
-  awk -v p="$1/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -139,47 +135,10 @@ edit_src() { # a one-line change, to a different file each time
   echo "exports.edit$edits = $edits;" >>"$ctx/src/lib/module$(printf %03d $((edits % (SRC_FILES - 1) + 1))).js"
 }
 
-# --- dockerd: a private daemon; "fresh" = a new data root --------------------------------------
+# --- dockerd: start_dockerd, stop_dockerd and dk come from bench/lib.sh --------------------------
 # A fresh daemon, not just `builder prune` + `image rm`: dockerd keeps, per layer, the
 # repositories it pushed it to (v2 metadata) and would mount a cold run's layers from the
 # previous run's repository instead of uploading them. A new data root forgets everything.
-dockerd_pid=""
-dockerd_n=0
-docker_args=()
-# Not exported: DOCKER_CONFIG in the environment would be read by buildah and hoist too.
-dk() { DOCKER_BUILDKIT=1 "$DOCKER" "${docker_args[@]}" "$@"; }
-start_dockerd() {
-  stop_dockerd
-  dockerd_n=$((dockerd_n + 1))
-  local d="$tmp/d$dockerd_n"  # short: socket paths under the exec root must stay < 108 bytes
-  mkdir -p "$d/client"
-  echo '{}' >"$d/daemon.json"  # our own config: a host /etc/docker/daemon.json cannot interfere
-  "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --config-file "$d/daemon.json" \
-    --host "unix://$d/docker.sock" --data-root "$d/data" --exec-root "$d/exec" \
-    --pidfile "$d/docker.pid" >"$d/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  pids+=("$dockerd_pid")
-  docker_args=(-H "unix://$d/docker.sock" --config "$d/client")
-  for _ in $(seq 300); do
-    dk version >/dev/null 2>&1 && return 0
-    kill -0 "$dockerd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "dockerd did not come up:" >&2
-  tail -30 "$d/dockerd.log" >&2
-  exit 1
-}
-stop_dockerd() {
-  [ -n "$dockerd_pid" ] || return 0
-  kill "$dockerd_pid" 2>/dev/null || true
-  wait "$dockerd_pid" 2>/dev/null || true
-  local p rest=()  # forget its pid: cleanup must not signal a recycled one
-  for p in "${pids[@]}"; do [ "$p" = "$dockerd_pid" ] || rest+=("$p"); done
-  pids=("${rest[@]}")
-  dockerd_pid=""
-  unmount_under "$tmp/d$dockerd_n"
-  rm -rf "$tmp/d$dockerd_n"
-}
 
 # --- buildah: storage and blob-info cache in a directory of ours --------------------------------
 # As root, containers/image keeps its blob-info cache (which blob went to which repository, used

@@ -99,3 +99,50 @@ EOF
   mv "$cache/base/layout.partial" "$cache/base/layout"
 fi
 }
+
+# dockerd (overlay2), buildah and hoist RUN steps may leave mounts under a directory: rm -rf must
+# not walk into them.
+unmount_under() {
+  awk -v p="$1/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+# A private dockerd under $tmp ("fresh" = a new data root each start), with `dk` its client;
+# uses the caller's $tmp, $DOCKERD, $DOCKER and `pids`.
+dockerd_pid=""
+dockerd_n=0
+docker_args=()
+# Not exported: DOCKER_CONFIG in the environment would be read by buildah and hoist too.
+dk() { DOCKER_BUILDKIT=1 "$DOCKER" "${docker_args[@]}" "$@"; }
+start_dockerd() {
+  stop_dockerd
+  dockerd_n=$((dockerd_n + 1))
+  local d="$tmp/d$dockerd_n"  # short: socket paths under the exec root must stay < 108 bytes
+  mkdir -p "$d/client"
+  echo '{}' >"$d/daemon.json"  # our own config: a host /etc/docker/daemon.json cannot interfere
+  "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --config-file "$d/daemon.json" \
+    --host "unix://$d/docker.sock" --data-root "$d/data" --exec-root "$d/exec" \
+    --pidfile "$d/docker.pid" >"$d/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  pids+=("$dockerd_pid")
+  docker_args=(-H "unix://$d/docker.sock" --config "$d/client")
+  for _ in $(seq 300); do
+    dk version >/dev/null 2>&1 && return 0
+    kill -0 "$dockerd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "dockerd did not come up:" >&2
+  tail -30 "$d/dockerd.log" >&2
+  exit 1
+}
+stop_dockerd() {
+  [ -n "$dockerd_pid" ] || return 0
+  kill "$dockerd_pid" 2>/dev/null || true
+  wait "$dockerd_pid" 2>/dev/null || true
+  local p rest=()  # forget its pid: cleanup must not signal a recycled one
+  for p in "${pids[@]}"; do [ "$p" = "$dockerd_pid" ] || rest+=("$p"); done
+  pids=("${rest[@]}")
+  dockerd_pid=""
+  unmount_under "$tmp/d$dockerd_n"
+  rm -rf "$tmp/d$dockerd_n"
+}
