@@ -118,50 +118,66 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
         .clone()
         .unwrap_or_else(|| "$CI_REGISTRY_IMAGE".to_string());
     let mut out = String::new();
-    let mut line = |s: &str| {
-        out.push_str(s);
-        out.push('\n');
-    };
-    line("# Written by `hoist ci init gitlab`: build (merge requests: no push), push with the");
-    line("# tags of the tag table (branch, short SHA, latest, semver), deploy per environment.");
-    line("stages: [build, scan, deploy]");
-    line("");
-    line("variables:");
-    line(&format!("  IMAGE_REPOSITORY: \"{repository}\""));
-    line("  # The build cache, kept per branch by `cache:` and shared through the registry.");
-    line("  HOIST_CACHE_DIR: \"$CI_PROJECT_DIR/.hoist-cache\"");
+    push(
+        &mut out,
+        "# Written by `hoist ci init gitlab`: build (merge requests: no push), push with the",
+    );
+    push(
+        &mut out,
+        "# tags of the tag table (branch, short SHA, latest, semver), deploy per environment.",
+    );
+    push(&mut out, "stages: [build, scan, deploy]");
+    push(&mut out, "");
+    push(&mut out, "variables:");
+    push(&mut out, &format!("  IMAGE_REPOSITORY: \"{repository}\""));
+    push(
+        &mut out,
+        "  # The build cache, kept per branch by `cache:` and shared through the registry.",
+    );
+    push(
+        &mut out,
+        "  HOIST_CACHE_DIR: \"$CI_PROJECT_DIR/.hoist-cache\"",
+    );
     if let Some(region) = options.region() {
-        line(&format!("  AWS_REGION: \"{region}\""));
+        push(&mut out, &format!("  AWS_REGION: \"{region}\""));
     }
     if options.container_isolation {
-        line("  # Unprivileged Docker executor: RUN steps run in the job container itself.");
-        line("  HOIST_ISOLATION: container");
+        push(
+            &mut out,
+            "  # Unprivileged Docker executor: RUN steps run in the job container itself.",
+        );
+        push(&mut out, "  HOIST_ISOLATION: container");
     }
-    line("");
-    line("default:");
-    line("  # Any image with the hoist binary and a shell.");
-    line(&format!("  image: \"{}\"", options.image));
+    push(&mut out, "");
+    push(&mut out, "default:");
+    push(&mut out, "  # Any image with the hoist binary and a shell.");
+    push(&mut out, &format!("  image: \"{}\"", options.image));
     if options.uses_aws() && options.auth == Auth::Oidc {
-        line("");
-        line(
+        push(&mut out, "");
+        push(
+            &mut out,
             "# AWS credentials from the job's ID token (an IAM role trusting GitLab's OIDC provider).",
         );
-        line(".aws:");
-        line("  id_tokens:");
-        line("    AWS_ID_TOKEN:");
-        line(&format!("      aud: \"{}\"", options.oidc_aud));
-        line("  variables:");
-        line(&format!(
-            "    AWS_ROLE_ARN: \"{}\"",
-            options.role_arn.as_deref().unwrap_or("$AWS_ROLE_ARN")
-        ));
+        push(&mut out, ".aws:");
+        push(&mut out, "  id_tokens:");
+        push(&mut out, "    AWS_ID_TOKEN:");
+        push(&mut out, &format!("      aud: \"{}\"", options.oidc_aud));
+        push(&mut out, "  variables:");
+        push(
+            &mut out,
+            &format!(
+                "    AWS_ROLE_ARN: \"{}\"",
+                options.role_arn.as_deref().unwrap_or("$AWS_ROLE_ARN")
+            ),
+        );
     } else if options.uses_aws() {
-        line("");
-        line(
+        push(&mut out, "");
+        push(
+            &mut out,
             "# AWS credentials: masked CI/CD variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
         );
-        line(".aws:");
-        line("  variables: {}");
+        push(&mut out, ".aws:");
+        push(&mut out, "  variables: {}");
     }
     let extends = if options.uses_aws() {
         "  extends: [.build, .aws]"
@@ -170,62 +186,95 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
     };
     let platforms = options.platform_flag();
     let ecr_create = options.ecr_create_flag();
-    line("");
-    line(".build:");
-    line("  stage: build");
-    line("  cache:");
-    line("    key: \"hoist-$CI_COMMIT_REF_SLUG\"");
-    line("    paths: [.hoist-cache/]");
-    line("");
-    line("build:merge-request:");
-    line(extends);
-    line("  script:");
+    push(&mut out, "");
+    push(&mut out, ".build:");
+    push(&mut out, "  stage: build");
+    push(&mut out, "  cache:");
+    push(&mut out, "    key: \"hoist-$CI_COMMIT_REF_SLUG\"");
+    push(&mut out, "    paths: [.hoist-cache/]");
+    push(&mut out, "");
+    push(&mut out, "build:merge-request:");
+    push(&mut out, extends);
+    push(&mut out, "  script:");
     if options.push_mr {
-        line("    # Merge requests push mr-<iid> and the short SHA (the tag table).");
-        line(&format!(
-            "    - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
-        ));
+        push(
+            &mut out,
+            "    # Merge requests push mr-<iid> and the short SHA (the tag table).",
+        );
+        push(
+            &mut out,
+            &format!(
+                "    - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
+            ),
+        );
     } else {
-        line("    # Merge requests are built (cache from the registry), not pushed.");
-        line(&format!(
-            "    - hoist build .{platforms} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
-        ));
+        push(
+            &mut out,
+            "    # Merge requests are built (cache from the registry), not pushed.",
+        );
+        push(
+            &mut out,
+            &format!(
+                "    - hoist build .{platforms} --cache-from \"$IMAGE_REPOSITORY:buildcache\""
+            ),
+        );
     }
-    line("  rules:");
-    line("    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"");
-    line("");
-    line("# The default branch and tags: pushed; build.env hands IMAGE_REF (by digest) on.");
-    line("build:");
-    line(extends);
-    line("  script:");
-    line(&format!(
-        "    - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\" --cache-to \"$IMAGE_REPOSITORY:buildcache\" --dotenv build.env"
-    ));
-    line("  artifacts:");
-    line("    reports:");
-    line("      dotenv: build.env");
-    line("  rules:");
-    line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
-    line("    - if: $CI_COMMIT_TAG");
+    push(&mut out, "  rules:");
+    push(
+        &mut out,
+        "    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"",
+    );
+    push(&mut out, "");
+    push(
+        &mut out,
+        "# The default branch and tags: pushed; build.env hands IMAGE_REF (by digest) on.",
+    );
+    push(&mut out, "build:");
+    push(&mut out, extends);
+    push(&mut out, "  script:");
+    push(
+        &mut out,
+        &format!(
+            "    - hoist build .{platforms} -t \"$IMAGE_REPOSITORY\" --tags auto --push{ecr_create} --cache-from \"$IMAGE_REPOSITORY:buildcache\" --cache-to \"$IMAGE_REPOSITORY:buildcache\" --dotenv build.env"
+        ),
+    );
+    push(&mut out, "  artifacts:");
+    push(&mut out, "    reports:");
+    push(&mut out, "      dotenv: build.env");
+    push(&mut out, "  rules:");
+    push(
+        &mut out,
+        "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+    );
+    push(&mut out, "    - if: $CI_COMMIT_TAG");
     if !options.scan_fail_on.is_empty() {
-        line("");
-        line("# The image's ECR scan findings gate the deploys (exit 3 at the threshold).");
-        line("scan:");
-        line("  stage: scan");
-        line("  extends: .aws");
-        line("  needs: [build]");
-        line("  script:");
-        line(&format!(
-            "    - hoist ecr scan \"$IMAGE_REF\" --wait --fail-on {}",
-            options.scan_fail_on.join(",")
-        ));
+        push(&mut out, "");
+        push(
+            &mut out,
+            "# The image's ECR scan findings gate the deploys (exit 3 at the threshold).",
+        );
+        push(&mut out, "scan:");
+        push(&mut out, "  stage: scan");
+        push(&mut out, "  extends: .aws");
+        push(&mut out, "  needs: [build]");
+        push(&mut out, "  script:");
+        push(
+            &mut out,
+            &format!(
+                "    - hoist ecr scan \"$IMAGE_REF\" --wait --fail-on {}",
+                options.scan_fail_on.join(",")
+            ),
+        );
         if options.scan_allow_failure {
-            line("  allow_failure:");
-            line("    exit_codes: [3]");
+            push(&mut out, "  allow_failure:");
+            push(&mut out, "    exit_codes: [3]");
         }
-        line("  rules:");
-        line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
-        line("    - if: $CI_COMMIT_TAG");
+        push(&mut out, "  rules:");
+        push(
+            &mut out,
+            "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+        );
+        push(&mut out, "    - if: $CI_COMMIT_TAG");
     }
     let needs = if options.scan_fail_on.is_empty() {
         "  needs: [build]"
@@ -242,44 +291,59 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
         } else {
             ""
         };
-        line("");
-        line(&format!("deploy:{environment}:"));
-        line("  stage: deploy");
+        push(&mut out, "");
+        push(&mut out, &format!("deploy:{environment}:"));
+        push(&mut out, "  stage: deploy");
         if options.uses_aws() {
-            line("  extends: .aws");
+            push(&mut out, "  extends: .aws");
         }
-        line(needs);
-        line(&format!("  environment: {environment}"));
-        line(&format!("  resource_group: \"deploy-{environment}\""));
-        line("  script:");
-        line(&format!(
-            "    - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --image \"$IMAGE_REF\" --wait --rollback{promote}"
-        ));
-        line("  rules:");
+        push(&mut out, needs);
+        push(&mut out, &format!("  environment: {environment}"));
+        push(
+            &mut out,
+            &format!("  resource_group: \"deploy-{environment}\""),
+        );
+        push(&mut out, "  script:");
+        push(
+            &mut out,
+            &format!(
+                "    - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --image \"$IMAGE_REF\" --wait --rollback{promote}"
+            ),
+        );
+        push(&mut out, "  rules:");
         if production {
-            line("    - if: $CI_COMMIT_TAG");
-            line("      when: manual");
+            push(&mut out, "    - if: $CI_COMMIT_TAG");
+            push(&mut out, "      when: manual");
         } else {
-            line("    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH");
-            line("    - if: $CI_COMMIT_TAG");
+            push(
+                &mut out,
+                "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+            );
+            push(&mut out, "    - if: $CI_COMMIT_TAG");
         }
         if production {
-            line("");
-            line(&format!("rollback:{environment}:"));
-            line("  stage: deploy");
+            push(&mut out, "");
+            push(&mut out, &format!("rollback:{environment}:"));
+            push(&mut out, "  stage: deploy");
             if options.uses_aws() {
-                line("  extends: .aws");
+                push(&mut out, "  extends: .aws");
             }
-            line(&format!("  environment: {environment}"));
-            line(&format!("  resource_group: \"deploy-{environment}\""));
-            line("  script:");
-            line(&format!(
-                "    - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --rollback-to stable --wait"
-            ));
-            line("  rules:");
-            line("    - if: $CI_COMMIT_TAG");
-            line("      when: manual");
-            line("      allow_failure: true");
+            push(&mut out, &format!("  environment: {environment}"));
+            push(
+                &mut out,
+                &format!("  resource_group: \"deploy-{environment}\""),
+            );
+            push(&mut out, "  script:");
+            push(
+                &mut out,
+                &format!(
+                    "    - hoist deploy ecs --cluster \"{cluster}\" --service \"{service}\" --rollback-to stable --wait"
+                ),
+            );
+            push(&mut out, "  rules:");
+            push(&mut out, "    - if: $CI_COMMIT_TAG");
+            push(&mut out, "      when: manual");
+            push(&mut out, "      allow_failure: true");
         }
     }
     Ok(out)
@@ -316,6 +380,13 @@ pub fn github(options: &InitOptions) -> Result<String> {
     let ghcr = options.repository.is_none();
     let oidc = options.uses_aws() && options.auth == Auth::Oidc;
     let platforms = options.platform_flag();
+    // The job container; a GitHub variable stands for $HOIST_IMAGE.
+    let container = format!(
+        "    container: \"{}\"",
+        options
+            .image
+            .replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
+    );
     let mut out = String::new();
     push(
         &mut out,
@@ -369,15 +440,7 @@ pub fn github(options: &InitOptions) -> Result<String> {
     push(&mut out, "jobs:");
     push(&mut out, "  build:");
     push(&mut out, "    runs-on: ubuntu-latest");
-    push(
-        &mut out,
-        &format!(
-            "    container: \"{}\"",
-            options
-                .image
-                .replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
-        ),
-    );
+    push(&mut out, &container);
     push(&mut out, "    outputs:");
     push(
         &mut out,
@@ -453,15 +516,7 @@ pub fn github(options: &InitOptions) -> Result<String> {
             },
         );
         push(&mut out, "    runs-on: ubuntu-latest");
-        push(
-            &mut out,
-            &format!(
-                "    container: \"{}\"",
-                options
-                    .image
-                    .replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
-            ),
-        );
+        push(&mut out, &container);
         push(&mut out, &format!("    environment: {environment}"));
         push(&mut out, &format!("    concurrency: deploy-{environment}"));
         push(&mut out, "    steps:");
