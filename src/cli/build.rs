@@ -290,7 +290,7 @@ pub fn runs_in_user_namespace(args: &Args) -> bool {
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     args.ecr.apply(&ctx.client)?;
-    let (ci, project) = super::ci::detect(args.auto_tags.auto())?;
+    let (ci, project) = super::ci::detect(ctx, args.auto_tags.auto())?;
     let mut tags = args
         .tags
         .iter()

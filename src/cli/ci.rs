@@ -211,11 +211,10 @@ pub fn group_by_repository(refs: Vec<RegistryRef>) -> Vec<(RegistryRef, Vec<Stri
 
 /// The CI context of this run and the project's hoist.toml (from the current directory).
 /// `local`: without CI, read `.git` (for tags).
-pub fn detect(local: bool) -> Result<(CiContext, ProjectConfig)> {
+pub fn detect(ctx: &Context, local: bool) -> Result<(CiContext, ProjectConfig)> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-    let ctx = hoist::ci::detect(&hoist::ci::process_env, &cwd, local)?;
-    let config = hoist::ci::config::load(&cwd)?;
-    Ok((ctx, config))
+    let ci = hoist::ci::detect(&hoist::ci::process_env, &cwd, local)?;
+    Ok((ci, ctx.project.clone()))
 }
 
 /// Refuses what would make auto tags wrong: no commit to name, or (no CI) uncommitted changes.
@@ -402,7 +401,7 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
 }
 
 async fn tags(ctx: &Context, args: TagsArgs) -> Result<()> {
-    let (ci, config) = detect(true)?;
+    let (ci, config) = detect(ctx, true)?;
     check_taggable(&ci, args.allow_dirty)?;
     let repository = match args.repository.or(ci.registry_image.clone()) {
         Some(r) => Some(RegistryRef::parse(&r)?),

@@ -36,7 +36,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
                 "--tags auto needs a registry destination".into(),
             ));
         };
-        let (ci, config) = super::ci::detect(true)?;
+        let (ci, config) = super::ci::detect(ctx, true)?;
         let refs =
             super::ci::expand(ctx, &args.auto_tags, &ci, &config, vec![repo.clone()]).await?;
         let (first, extra) = super::ci::group_by_repository(refs)

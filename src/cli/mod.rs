@@ -99,6 +99,8 @@ pub enum Command {
 pub struct Context {
     pub client: RegistryClient,
     pub json: bool,
+    /// hoist.toml of the current directory, read once.
+    pub project: hoist::ci::config::ProjectConfig,
 }
 
 impl Context {
@@ -132,8 +134,12 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
     let mut settings = Settings::from_env()?;
     // hoist.toml's pull mirrors, where HOIST_REGISTRY_MIRRORS does not name the registry.
     let cwd = std::env::current_dir().map_err(|e| hoist::Error::io(".", e))?;
-    for (registry, prefixes) in hoist::ci::config::load(&cwd)?.mirrors {
-        settings.mirrors.entry(registry).or_insert(prefixes);
+    let project = hoist::ci::config::load(&cwd)?;
+    for (registry, prefixes) in &project.mirrors {
+        settings
+            .mirrors
+            .entry(registry.clone())
+            .or_insert_with(|| prefixes.clone());
     }
     if cli.web_identity_token_env.is_some() {
         settings.aws.web_identity_token_env = cli.web_identity_token_env.clone();
@@ -142,6 +148,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
     let ctx = Context {
         client,
         json: cli.json,
+        project,
     };
     match cli.command {
         Command::Build(args) => build::run(&ctx, *args).await,

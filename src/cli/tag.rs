@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         .map(|new| new_tag(&source, new))
         .collect::<Result<Vec<_>>>()?;
     if args.auto_tags.auto() {
-        let (ci, config) = super::ci::detect(true)?;
+        let (ci, config) = super::ci::detect(ctx, true)?;
         let repo = RegistryRef {
             tag: None,
             digest: None,
