@@ -447,6 +447,10 @@ struct Stat {
 }
 
 impl Stat {
+    fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
     fn of(meta: &std::fs::Metadata) -> Stat {
         Stat {
             ino: meta.ino(),
@@ -462,7 +466,7 @@ impl Stat {
 /// A tree's entries by directory (relative, "" for the root), for [`scan_changes`]: the
 /// stat-diff of `container` isolation, which has no overlay to tell what a command changed.
 pub struct Scan {
-    dirs: HashMap<PathBuf, BTreeMap<String, (Stat, bool)>>,
+    dirs: HashMap<PathBuf, BTreeMap<String, Stat>>,
 }
 
 /// Walks `root`, leaving out `skipped` paths (relative: mount points, hoist's own files).
@@ -493,7 +497,7 @@ pub fn scan(root: &Path, skipped: &[PathBuf]) -> Result<Scan> {
             if meta.is_dir() {
                 pending.push(child);
             }
-            children.insert(name, (Stat::of(&meta), meta.is_dir()));
+            children.insert(name, Stat::of(&meta));
         }
         scan.dirs.insert(rel, children);
     }
@@ -519,11 +523,11 @@ fn walk_scans(before: &Scan, after: &Scan, rel: &Path, out: &mut Vec<(PathBuf, C
         let child = rel.join(name);
         match (old.get(name), new.get(name)) {
             (Some(_), None) => out.push((child, Change::Delete)),
-            (old_stat, Some((stat, is_dir))) => {
-                if old_stat.is_none_or(|(o, _)| o != stat) {
+            (old_stat, Some(stat)) => {
+                if old_stat != Some(stat) {
                     out.push((child.clone(), Change::AddOrModify));
                 }
-                if *is_dir {
+                if stat.is_dir() {
                     walk_scans(before, after, &child, out);
                 }
             }
