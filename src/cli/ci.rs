@@ -22,7 +22,8 @@ pub enum Command {
     /// only the version for a pre-release; mr-<iid> for merge requests; + the environment name.
     /// `hoist.toml` `[tags]` changes this (see README).
     Tags(TagsArgs),
-    /// Write the CI pipeline that builds, pushes and deploys with hoist (.gitlab-ci.yml).
+    /// Write the CI pipeline that builds, pushes and deploys with hoist (.gitlab-ci.yml,
+    /// .github/workflows/hoist.yml, buildspec.yml).
     Init(Box<InitArgs>),
 }
 
@@ -67,9 +68,22 @@ pub struct InitArgs {
     /// The `aud` of the ID token (seed 004: sts.amazonaws.com).
     #[arg(long, default_value = "sts.amazonaws.com")]
     pub oidc_aud: String,
-    /// Build these platforms in one job (QEMU for foreign RUN steps).
+    /// Build these platforms in one job (QEMU for foreign RUN steps), or with
+    /// --native-runners one job each.
     #[arg(long, value_delimiter = ',', value_name = "P,...")]
     pub platforms: Vec<String>,
+    /// Runner tags (GitHub: runs-on labels), one per platform: each platform is built on its
+    /// own runner, then `hoist manifest merge` joins them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "TAG,...",
+        requires = "platforms"
+    )]
+    pub native_runners: Vec<String>,
+    /// A mirror job (`hoist mirror -f FILE`) on scheduled pipelines.
+    #[arg(long, value_name = "FILE")]
+    pub mirror: Option<String>,
     /// Deploy jobs: CLUSTER/SERVICE (one for all environments, or one per environment).
     #[arg(long = "deploy-ecs", value_name = "CLUSTER/SERVICE")]
     pub deploy_ecs: Vec<String>,
@@ -341,6 +355,7 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         role_arn: args.role_arn.clone(),
         oidc_aud: args.oidc_aud.clone(),
         platforms: args.platforms.clone(),
+        native_runners: args.native_runners.clone(),
         deploy,
         environments: args.environments.clone(),
         container_isolation: args.isolation == RunnerIsolation::Container,
@@ -348,6 +363,7 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         push_mr: args.push_mr,
         scan_fail_on: args.scan_fail_on.clone(),
         scan_allow_failure: args.scan_allow_failure,
+        mirror: args.mirror.clone(),
     };
     if !matches!(args.ci, CiName::Gitlab) && (args.push_mr || !args.scan_fail_on.is_empty()) {
         return Err(Error::Usage(

@@ -14,7 +14,7 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct MergeArgs {
-    /// Where the index goes: host/repo:tag.
+    /// Where the index goes: host/repo:tag (with --tags auto: host/repo).
     #[arg(short = 't', long = "tag", required = true)]
     pub target: String,
     /// The images to join: host/repo:tag or host/repo@digest (each an image or an index).
@@ -23,6 +23,8 @@ pub struct MergeArgs {
     /// A platform given twice keeps the later source's image instead of failing.
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub auto_tags: super::ci::AutoTagArgs,
     #[command(flatten)]
     pub files: super::ci::OutputFileArgs,
 }
@@ -35,13 +37,22 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
         .iter()
         .map(|s| RegistryRef::parse(s))
         .collect::<Result<Vec<_>>>()?;
-    let merged = hoist::merge::merge(&ctx.client, &sources, &target, args.replace).await?;
+    // --tags auto: the index is written under the first tag, then tagged with the others.
+    let targets = if args.auto_tags.auto() {
+        let (ci, config) = super::ci::detect(ctx, true)?;
+        super::ci::expand(ctx, &args.auto_tags, &ci, &config, vec![target]).await?
+    } else {
+        vec![target.with_tag(target.tag_or_latest())]
+    };
+    let written = &targets[0];
+    let merged = hoist::merge::merge(&ctx.client, &sources, written, args.replace).await?;
     let digest = &merged.index.digest;
-    let written = target.with_tag(target.tag_or_latest());
-    args.files.write(&super::ci::pushed_image(
-        &[ImageRef::Registry(written.clone())],
-        digest,
-    ))?;
+    let more: Vec<String> = targets[1..].iter().filter_map(|t| t.tag.clone()).collect();
+    if !more.is_empty() {
+        hoist::copy::tag(&ctx.client, written, &more).await?;
+    }
+    let refs: Vec<ImageRef> = targets.iter().cloned().map(ImageRef::Registry).collect();
+    args.files.write(&super::ci::pushed_image(&refs, digest))?;
     #[derive(serde::Serialize)]
     struct Entry {
         platform: String,
@@ -50,13 +61,13 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
     #[derive(serde::Serialize)]
     struct Out<'a> {
         digest: &'a hoist::reference::Digest,
-        tag: String,
+        tags: Vec<String>,
         media_type: &'a str,
         platforms: Vec<Entry>,
     }
     let out = Out {
         digest,
-        tag: written.to_string(),
+        tags: targets.iter().map(|t| t.to_string()).collect(),
         media_type: &merged.index.media_type,
         platforms: merged
             .entries
@@ -73,7 +84,11 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
             .iter()
             .map(|e| format!("{} ({})", e.platform, e.source))
             .collect();
-        format!("merged {} → {} ({digest})", platforms.join(", "), out.tag)
+        format!(
+            "merged {} → {} ({digest})",
+            platforms.join(", "),
+            out.tags.join(", ")
+        )
     });
     Ok(())
 }

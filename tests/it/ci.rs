@@ -505,6 +505,22 @@ fn ci_init_writes_pipelines_the_official_schemas_accept() {
             "--registry",
             ecr,
             "--repository",
+            "multi",
+            "--platforms",
+            "linux/amd64,linux/arm64/v8",
+            "--native-runners",
+            "saas-linux-small-amd64,saas-linux-small-arm64",
+            "--mirror",
+            "ci/mirror.yaml",
+            "--deploy-ecs",
+            "c/s",
+            "--environments",
+            "staging,production",
+        ],
+        vec![
+            "--registry",
+            ecr,
+            "--repository",
             "scanned",
             "--push-mr",
             "--scan-fail-on",
@@ -615,6 +631,35 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
     init(&["gitlab", "--scan-fail-on", "HIGH"])
         .fails_with(1, "--scan-fail-on reads ECR's scan findings");
     init(&["github", "--push-mr"]).fails_with(1, "for gitlab pipelines only");
+    init(&[
+        "gitlab",
+        "--platforms",
+        "linux/amd64,linux/arm64",
+        "--native-runners",
+        "x",
+    ])
+    .fails_with(
+        1,
+        "one runner tag per platform, in order (2 platforms, 1 runner tags)",
+    );
+    init(&["gitlab", "--native-runners", "x"]).fails_with(1, "--platforms");
+    init(&[
+        "gitlab",
+        "--platforms",
+        "linux/amd64",
+        "--native-runners",
+        "x",
+        "--push-mr",
+    ])
+    .fails_with(1, "--push-mr with --native-runners");
+    init(&[
+        "codebuild",
+        "--registry",
+        "r.example.com",
+        "--mirror",
+        "mirror.yaml",
+    ])
+    .fails_with(1, "--native-runners and --mirror are for gitlab and github");
     init(&["gitlab"]).ok();
     init(&["gitlab"]).fails_with(1, ".gitlab-ci.yml exists: pass --force");
     init(&["gitlab", "--force"]).ok();

@@ -5,35 +5,12 @@
 use std::path::Path;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use crate::harness::aws::{ECR_HOST, TEST_ACCESS_KEY, TEST_SECRET_KEY, ecr};
+use crate::harness::aws::{ECR_HOST, TEST_ACCESS_KEY, TEST_SECRET_KEY, ecr, gitlab_id_token, now};
 use crate::harness::context;
 use crate::harness::proxy::{Action, Rule};
 use crate::harness::registry::{Hoist, Run};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// An unsigned JWT shaped like a GitLab ID token (moto's STS accepts any token).
-fn gitlab_id_token(aud: serde_json::Value, exp: i64) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"test","typ":"JWT"}"#);
-    let claims = json!({
-        "iss": "https://gitlab.example.com",
-        "sub": "project_path:group/app:ref_type:branch:ref:main",
-        "aud": aud,
-        "exp": exp,
-        "iat": now() - 60,
-        "project_id": "42",
-    });
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{payload}.c2lnbmF0dXJlLW5vdC1jaGVja2VkLWJ5LW1vdG8")
-}
 
 /// A one-file image context; `content` makes distinct images.
 fn image_context(content: &str) -> tempfile::TempDir {

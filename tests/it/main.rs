@@ -10,6 +10,7 @@ mod build_diff;
 mod build_golden;
 mod build_run;
 mod ci;
+mod ci_pipeline;
 mod commands;
 mod copy;
 mod deploy;

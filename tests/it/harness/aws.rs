@@ -490,3 +490,26 @@ async fn handle(state: &ShimState, req: Request<Incoming>) -> ShimResponse {
     }
     builder.body(Full::new(bytes)).unwrap()
 }
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An unsigned JWT shaped like a GitLab ID token (moto's STS accepts any token).
+pub fn gitlab_id_token(aud: serde_json::Value, exp: i64) -> String {
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(br#"{"alg":"RS256","kid":"test","typ":"JWT"}"#);
+    let claims = json!({
+        "iss": "https://gitlab.example.com",
+        "sub": "project_path:group/app:ref_type:branch:ref:main",
+        "aud": aud,
+        "exp": exp,
+        "iat": now() - 60,
+        "project_id": "42",
+    });
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{payload}.c2lnbmF0dXJlLW5vdC1jaGVja2VkLWJ5LW1vdG8")
+}

@@ -2,8 +2,9 @@
 //! every deployment IN_PROGRESS): every call goes to moto, except that once the deploy's
 //! UpdateService has passed, DescribeServices answers follow a script of the new deployment's
 //! rollout states (then a rollback's UpdateService makes its revision PRIMARY and COMPLETED).
+//! Each service (cluster/service as named in the request) follows its own copy of the script.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,16 +36,35 @@ struct Script {
     updates: Vec<String>,
 }
 
+/// The script of each service, started from `steps` when the service is first seen.
+struct Scripts {
+    steps: Vec<Step>,
+    by_service: HashMap<String, Script>,
+    /// Revisions UpdateService was asked for, in order, across services.
+    updates: Vec<String>,
+}
+
+impl Scripts {
+    fn of(&mut self, service: String) -> &mut Script {
+        let steps = &self.steps;
+        self.by_service.entry(service).or_insert_with(|| Script {
+            steps: steps.iter().copied().collect(),
+            ..Default::default()
+        })
+    }
+}
+
 pub struct ScriptedEcs {
     pub addr: SocketAddr,
-    script: Arc<Mutex<Script>>,
+    scripts: Arc<Mutex<Scripts>>,
 }
 
 impl ScriptedEcs {
     pub fn start(moto_url: &str, steps: &[Step]) -> ScriptedEcs {
-        let script = Arc::new(Mutex::new(Script {
-            steps: steps.iter().copied().collect(),
-            ..Default::default()
+        let scripts = Arc::new(Mutex::new(Scripts {
+            steps: steps.to_vec(),
+            by_service: HashMap::new(),
+            updates: Vec::new(),
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind scripted ECS");
         let addr = listener.local_addr().unwrap();
@@ -52,17 +72,17 @@ impl ScriptedEcs {
         let _guard = runtime().enter();
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let moto = moto_url.to_string();
-        let shared = script.clone();
+        let shared = scripts.clone();
         runtime().spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (script, moto) = (shared.clone(), moto.clone());
+                let (scripts, moto) = (shared.clone(), moto.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        let (script, moto) = (script.clone(), moto.clone());
-                        async move { Ok::<_, Infallible>(handle(&script, &moto, req).await) }
+                        let (scripts, moto) = (scripts.clone(), moto.clone());
+                        async move { Ok::<_, Infallible>(handle(&scripts, &moto, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -70,17 +90,18 @@ impl ScriptedEcs {
                 });
             }
         });
-        ScriptedEcs { addr, script }
+        ScriptedEcs { addr, scripts }
     }
 
-    /// The revisions UpdateService was asked for (the deploy's, then a rollback's).
+    /// The revisions UpdateService was asked for (the deploy's, then a rollback's), across
+    /// services.
     pub fn updates(&self) -> Vec<String> {
-        self.script.lock().unwrap().updates.clone()
+        self.scripts.lock().unwrap().updates.clone()
     }
 }
 
 async fn handle(
-    script: &Mutex<Script>,
+    scripts: &Mutex<Scripts>,
     moto: &str,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -105,8 +126,9 @@ async fn handle(
     let answer = forward.send().await.expect("moto answers");
     let status = answer.status();
     let mut bytes = answer.bytes().await.unwrap_or_default();
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let cluster = request["cluster"].as_str().unwrap_or("default");
     if target.ends_with(".UpdateService") && status.is_success() {
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let revision = request["taskDefinition"]
             .as_str()
             .unwrap_or_default()
@@ -116,11 +138,21 @@ async fn handle(
             .as_str()
             .unwrap_or(&revision)
             .to_string();
-        script.lock().unwrap().updates.push(full);
+        let service = format!(
+            "{cluster}/{}",
+            request["service"].as_str().unwrap_or_default()
+        );
+        let mut scripts = scripts.lock().unwrap();
+        scripts.updates.push(full.clone());
+        scripts.of(service).updates.push(full);
     }
     if target.ends_with(".DescribeServices") && status.is_success() {
+        let service = format!(
+            "{cluster}/{}",
+            request["services"][0].as_str().unwrap_or_default()
+        );
         let mut answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        rewrite(&mut script.lock().unwrap(), &mut answer);
+        rewrite(scripts.lock().unwrap().of(service), &mut answer);
         bytes = Bytes::from(answer.to_string());
     }
     Response::builder()
