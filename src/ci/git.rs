@@ -15,6 +15,8 @@ pub struct GitInfo {
     pub dirty: bool,
     /// `origin`'s default branch, when the clone recorded it (`refs/remotes/origin/HEAD`).
     pub default_branch: Option<String>,
+    /// `origin`'s fetch URL, as configured.
+    pub origin_url: Option<String>,
 }
 
 /// Reads the repository containing `dir`; `None` when there is none or it has no commit.
@@ -57,11 +59,17 @@ pub fn read(dir: &Path, check_dirty: bool) -> Result<Option<GitInfo>> {
                     .to_string()
             })
         });
+    let origin_url = repo.find_remote("origin").ok().and_then(|remote| {
+        remote
+            .url(gix::remote::Direction::Fetch)
+            .map(|url| url.to_bstring().to_string())
+    });
     Ok(Some(GitInfo {
         sha: commit.id.to_string(),
         branch,
         commit_time,
         dirty,
         default_branch,
+        origin_url,
     }))
 }

@@ -331,7 +331,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<()> {
 }
 
 fn init(ctx: &Context, args: InitArgs) -> Result<()> {
-    use hoist::ci::init::{Auth, InitOptions};
+    use hoist::ci::init::{Auth, InitOptions, Issuer, ProjectOrigin, trust_policy};
     let deploy = args
         .deploy_ecs
         .iter()
@@ -370,6 +370,14 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
             "--push-mr and --scan-fail-on are written for gitlab pipelines only, so far".into(),
         ));
     }
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let origin = hoist::ci::git::read(&cwd, false)?
+        .and_then(|git| ProjectOrigin::from_url(git.origin_url.as_deref()?, git.default_branch));
+    let trust_policy = match args.ci {
+        CiName::Gitlab => trust_policy(&options, Issuer::GitLab, origin.as_ref()),
+        CiName::Github => trust_policy(&options, Issuer::GitHub, origin.as_ref()),
+        CiName::Codebuild => None,
+    };
     let (file, text, setup) = match args.ci {
         CiName::Gitlab => (
             std::path::PathBuf::from(".gitlab-ci.yml"),
@@ -403,14 +411,21 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
     struct Out {
         file: String,
         setup: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trust_policy: Option<serde_json::Value>,
     }
     let out = Out {
         file: file.display().to_string(),
         setup,
+        trust_policy,
     };
     ctx.print(&out, || {
         let mut lines = vec![format!("wrote {}", out.file)];
         lines.extend(out.setup.iter().map(|s| format!("  to set up: {s}")));
+        if let Some(policy) = &out.trust_policy {
+            lines.push("the role's trust policy:".into());
+            lines.push(serde_json::to_string_pretty(policy).unwrap_or_default());
+        }
         lines.join("\n")
     });
     Ok(())

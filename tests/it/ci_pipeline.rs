@@ -93,21 +93,14 @@ fn deployed_image(cluster: &str) -> String {
         .to_string()
 }
 
-/// The project: a Dockerfile, a file, the generated pipeline, a commit, a GitLab-like origin.
-fn project(init: &[&str]) -> tempfile::TempDir {
+/// The project: a Dockerfile, a file, a GitLab-like origin, and the pipeline `hoist ci init
+/// gitlab INIT...` wrote (committed); with what init printed (--json).
+fn project(init: &[&str]) -> (tempfile::TempDir, Value) {
     let dir = crate::harness::context(&[
         ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
         ("hello.txt", "hello from the pipeline\n"),
     ]);
-    let mut args = vec!["ci", "init", "gitlab"];
-    args.extend(init);
-    crate::harness::registry::Hoist::new()
-        .current_dir(dir.path())
-        .run(&args)
-        .ok();
     git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-qm", "app"]);
     git(
         dir.path(),
         &[
@@ -117,6 +110,8 @@ fn project(init: &[&str]) -> tempfile::TempDir {
             "git@gitlab.example.com:group/app.git",
         ],
     );
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "app"]);
     // What a clone has: origin/HEAD naming the default branch.
     git(
         dir.path(),
@@ -130,7 +125,15 @@ fn project(init: &[&str]) -> tempfile::TempDir {
             "refs/remotes/origin/main",
         ],
     );
-    dir
+    let mut args = vec!["--json", "ci", "init", "gitlab"];
+    args.extend(init);
+    let run = crate::harness::registry::Hoist::new()
+        .current_dir(dir.path())
+        .run(&args);
+    run.ok();
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "pipeline"]);
+    (dir, run.json())
 }
 
 /// Runs a pipeline (or `jobs`) of the project with gitlab-ci-local: `variables` on top of the
@@ -157,6 +160,7 @@ impl Pipeline<'_> {
             ("HOIST_TEST_LOOPBACK_ONLY", "1"),
             ("HOIST_RETRY_BASE_MS", "5"),
             ("HOIST_ECS_POLL_MS", "10"),
+            ("HOIST_ECR_SCAN_POLL_MS", "50"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("AWS_ID_TOKEN", &token),
         ]
@@ -224,6 +228,12 @@ fn text(out: &Output) -> String {
     )
 }
 
+fn sorted(tags: &[&str]) -> Vec<String> {
+    let mut tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    tags.sort();
+    tags
+}
+
 /// Tags of the repository in the ECR shim, sorted.
 fn tags(repository: &str) -> Vec<String> {
     let out = Command::new("skopeo")
@@ -266,7 +276,7 @@ fn build_dotenv(dir: &Path) -> String {
 fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
     service("stg");
     service("prod");
-    let dir = project(&[
+    let (dir, init) = project(&[
         "--registry",
         ECR_HOST,
         "--repository",
@@ -279,7 +289,24 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
         "prod/api",
         "--environments",
         "staging,production",
+        "--scan-fail-on",
+        "HIGH",
+        "--scan-allow-failure",
     ]);
+    // The role's trust policy names this project's provider and refs (origin: gitlab.example.com).
+    let statement = &init["trust_policy"]["Statement"][0];
+    assert_eq!(
+        statement["Principal"]["Federated"],
+        "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com",
+        "{init}"
+    );
+    assert_eq!(
+        statement["Condition"]["StringLike"]["gitlab.example.com:sub"],
+        json!([
+            "project_path:group/app:ref_type:branch:ref:main",
+            "project_path:group/app:ref_type:tag:ref:*"
+        ])
+    );
     let ecs = ScriptedEcs::start(&ecr().moto.url, &[Step::InProgress, Step::Completed]);
     let pipeline = Pipeline {
         dir: dir.path(),
@@ -311,14 +338,11 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(!log.contains("deploy:production"), "{log}");
+    // moto finds one HIGH: the gate says so (exit 3), allowed, and the deploys go on.
+    assert!(log.contains("scan gate: 1 HIGH"), "{log}");
     assert_eq!(
         tags(REPOSITORY),
-        vec![
-            short.to_string(),
-            "buildcache".into(),
-            "latest".into(),
-            "main".into()
-        ],
+        sorted(&[short, "buildcache", "latest", "main"]),
         "{log}"
     );
     let digest = digest_of(REPOSITORY, "main");
@@ -349,16 +373,16 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
     assert!(!log.contains("rollback:production"), "{log}");
     assert_eq!(
         tags(REPOSITORY),
-        vec![
-            short.to_string(),
-            "buildcache".into(),
-            "latest".into(),
-            "main".into(),
-            "stable".into(),
-            "v1".into(),
-            "v1.2".into(),
-            "v1.2.0".into(),
-        ],
+        sorted(&[
+            short,
+            "buildcache",
+            "latest",
+            "main",
+            "stable",
+            "v1",
+            "v1.2",
+            "v1.2.0"
+        ]),
         "{log}"
     );
     // The release build differs from main's by its version label; the moving tags, the
@@ -390,7 +414,7 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
 fn native_runner_jobs_merge_into_one_index_and_a_scheduled_pipeline_only_mirrors() {
     let upstream = seed_example(shared(), "pipeline/upstream", None);
     let upstream = upstream.trim_end_matches(":latest");
-    let dir = project(&[
+    let (dir, _) = project(&[
         "--registry",
         ECR_HOST,
         "--repository",

@@ -121,3 +121,30 @@ fn a_permanent_500_stops_after_the_bounded_attempts_and_pushes_no_manifest() {
     assert_eq!(manifest_puts, 4, "exactly the bounded number of attempts");
     assert!(skopeo_raw(&format!("{}/retry/permanent:v1", shared().host), None).is_none());
 }
+
+/// Regression: two jobs pushing the same blob at once to distribution made one of them fail
+/// with DIGEST_INVALID although its bytes were right (seen in the native-runner pipeline).
+/// The registry stores the upload yet answers DIGEST_INVALID; hoist finds the blob there.
+#[test]
+fn a_digest_invalid_answer_for_a_blob_that_got_stored_is_not_a_failure() {
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(rule(
+        "PUT",
+        "/blobs/uploads/",
+        1,
+        Action::ReplaceAnswer {
+            status: 400,
+            error: "DIGEST_INVALID",
+        },
+    ));
+    let target = format!("{}/retry/raced:v1", proxy.addr);
+    Hoist::new()
+        .run([
+            "copy",
+            &format!("oci:{}:latest", example_layout().display()),
+            &target,
+        ])
+        .ok();
+    assert_eq!(proxy.log().iter().filter(|r| r.fault).count(), 1);
+    assert!(skopeo_raw(&format!("{}/retry/raced:v1", shared().host), None).is_some());
+}

@@ -264,7 +264,7 @@ pub fn github_setup(options: &InitOptions) -> Vec<String> {
     if options.uses_aws() {
         steps.push(match options.auth {
             Auth::Oidc => format!(
-                "IAM: a role trusting token.actions.githubusercontent.com (aud `{}`) with `sub` conditions like `repo:OWNER/REPO:ref:refs/heads/main` and `repo:OWNER/REPO:environment:production`; its ARN as the variable AWS_ROLE_ARN{}",
+                "IAM: the OIDC identity provider token.actions.githubusercontent.com (audience `{}`) and a role with the trust policy below; its ARN as the variable AWS_ROLE_ARN{}. Pull request jobs get `repo:OWNER/REPO:pull_request` tokens: trust that only on a pull-only role",
                 options.oidc_aud,
                 if options.role_arn.is_some() { " (written in the file)" } else { "" }
             ),

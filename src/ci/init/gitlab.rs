@@ -371,7 +371,7 @@ pub fn gitlab_setup(options: &InitOptions) -> Vec<String> {
     if options.uses_aws() {
         match options.auth {
             Auth::Oidc => steps.push(format!(
-                "IAM: a role trusting the OIDC provider of your GitLab instance (aud `{}`), with a condition on `sub` such as `project_path:GROUP/PROJECT:ref_type:branch:ref:main` (and `...:ref_type:tag:ref:*` for releases); set its ARN as AWS_ROLE_ARN{}",
+                "IAM: an OIDC identity provider for your GitLab instance (audience `{}`) and a role with the trust policy below; its ARN as AWS_ROLE_ARN{}. Merge request jobs get tokens for their source branch: for them add `...:ref_type:branch:ref:*`, best on a second role that can only pull",
                 options.oidc_aud,
                 if options.role_arn.is_some() { " (written in the file)" } else { " (CI/CD variable)" }
             )),

@@ -165,3 +165,213 @@ impl Lines {
         }
     }
 }
+
+/// Where the project lives (from `origin`), for the OIDC trust policy's `sub` conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectOrigin {
+    /// The git host (`gitlab.com`, `github.com`, a self-managed instance).
+    pub host: String,
+    /// `group/project` (GitLab) or `owner/repo` (GitHub).
+    pub path: String,
+    pub default_branch: String,
+}
+
+impl ProjectOrigin {
+    /// From a remote URL: scp-like `git@host:group/app.git`, `ssh://git@host:22/group/app.git`
+    /// or `https://host/group/app.git`.
+    pub fn from_url(url: &str, default_branch: Option<String>) -> Option<ProjectOrigin> {
+        let (host, path) = match url.split_once("://") {
+            Some((_, rest)) => rest.split_once('/')?,
+            None => url.split_once(':')?,
+        };
+        let host = host.rsplit('@').next()?.split(':').next()?;
+        let path = path.trim_matches('/').trim_end_matches(".git");
+        (!host.is_empty() && path.contains('/')).then(|| ProjectOrigin {
+            host: host.to_string(),
+            path: path.to_string(),
+            default_branch: default_branch.unwrap_or_else(|| "main".into()),
+        })
+    }
+}
+
+/// The CI whose OIDC provider the role trusts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Issuer {
+    GitLab,
+    GitHub,
+}
+
+/// The IAM role trust policy for the pipeline's ID tokens, when it uses OIDC: the provider
+/// (GitLab's instance, or GitHub's token service), the audience, and `sub` conditions for the
+/// default branch, tags and (GitHub) each environment's deploy jobs. `origin` unknown:
+/// `GROUP/PROJECT` placeholders.
+pub fn trust_policy(
+    options: &InitOptions,
+    issuer: Issuer,
+    origin: Option<&ProjectOrigin>,
+) -> Option<serde_json::Value> {
+    if !options.uses_aws() || options.auth != Auth::Oidc {
+        return None;
+    }
+    let account = options
+        .role_arn
+        .as_deref()
+        .and_then(|arn| arn.split(':').nth(4))
+        .map(str::to_string)
+        .or_else(|| options.ecr().map(|e| e.account))
+        .unwrap_or_else(|| "ACCOUNT_ID".into());
+    let path = origin.map_or("GROUP/PROJECT", |o| o.path.as_str());
+    let branch = origin.map_or("main", |o| o.default_branch.as_str());
+    let (provider, subjects) = match issuer {
+        Issuer::GitLab => (
+            origin.map_or("gitlab.com", |o| o.host.as_str()).to_string(),
+            vec![
+                format!("project_path:{path}:ref_type:branch:ref:{branch}"),
+                format!("project_path:{path}:ref_type:tag:ref:*"),
+            ],
+        ),
+        Issuer::GitHub => {
+            let mut subjects = vec![
+                format!("repo:{path}:ref:refs/heads/{branch}"),
+                format!("repo:{path}:ref:refs/tags/v*"),
+            ];
+            // A job with `environment:` gets a token whose sub names the environment.
+            subjects.extend(
+                options
+                    .environments
+                    .iter()
+                    .map(|e| format!("repo:{path}:environment:{e}")),
+            );
+            ("token.actions.githubusercontent.com".to_string(), subjects)
+        }
+    };
+    Some(serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{provider}")},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {format!("{provider}:aud"): options.oidc_aud},
+                "StringLike": {format!("{provider}:sub"): subjects},
+            }
+        }]
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> InitOptions {
+        InitOptions {
+            repository: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app".into()),
+            region: None,
+            auth: Auth::Oidc,
+            role_arn: None,
+            oidc_aud: "sts.amazonaws.com".into(),
+            platforms: Vec::new(),
+            native_runners: Vec::new(),
+            deploy: Vec::new(),
+            environments: vec!["staging".into(), "production".into()],
+            container_isolation: true,
+            image: "$HOIST_IMAGE".into(),
+            push_mr: false,
+            scan_fail_on: Vec::new(),
+            scan_allow_failure: false,
+            mirror: None,
+        }
+    }
+
+    #[test]
+    fn origins_from_scp_ssh_and_https_urls() {
+        let expect = |host: &str, path: &str| ProjectOrigin {
+            host: host.into(),
+            path: path.into(),
+            default_branch: "main".into(),
+        };
+        for (url, host, path) in [
+            (
+                "git@gitlab.com:group/sub/app.git",
+                "gitlab.com",
+                "group/sub/app",
+            ),
+            (
+                "ssh://git@git.corp:2222/team/app.git",
+                "git.corp",
+                "team/app",
+            ),
+            ("https://github.com/owner/repo", "github.com", "owner/repo"),
+            (
+                "https://user@gitlab.example.com/g/app.git/",
+                "gitlab.example.com",
+                "g/app",
+            ),
+        ] {
+            assert_eq!(
+                ProjectOrigin::from_url(url, None),
+                Some(expect(host, path)),
+                "{url}"
+            );
+        }
+        assert_eq!(ProjectOrigin::from_url("/srv/git/app", None), None);
+        assert_eq!(ProjectOrigin::from_url("https://host", None), None);
+    }
+
+    #[test]
+    fn trust_policies_name_the_provider_audience_and_exact_subjects() {
+        let origin =
+            ProjectOrigin::from_url("git@gitlab.example.com:g/app.git", Some("trunk".into()));
+        let policy = trust_policy(&options(), Issuer::GitLab, origin.as_ref()).unwrap();
+        let statement = &policy["Statement"][0];
+        assert_eq!(
+            statement["Principal"]["Federated"],
+            "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com"
+        );
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["gitlab.example.com:aud"],
+            "sts.amazonaws.com"
+        );
+        assert_eq!(
+            statement["Condition"]["StringLike"]["gitlab.example.com:sub"],
+            serde_json::json!([
+                "project_path:g/app:ref_type:branch:ref:trunk",
+                "project_path:g/app:ref_type:tag:ref:*"
+            ])
+        );
+        let github = trust_policy(
+            &InitOptions {
+                role_arn: Some("arn:aws:iam::999999999999:role/ci".into()),
+                ..options()
+            },
+            Issuer::GitHub,
+            None,
+        )
+        .unwrap();
+        let statement = &github["Statement"][0];
+        assert_eq!(
+            statement["Principal"]["Federated"],
+            "arn:aws:iam::999999999999:oidc-provider/token.actions.githubusercontent.com"
+        );
+        assert_eq!(
+            statement["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"],
+            serde_json::json!([
+                "repo:GROUP/PROJECT:ref:refs/heads/main",
+                "repo:GROUP/PROJECT:ref:refs/tags/v*",
+                "repo:GROUP/PROJECT:environment:staging",
+                "repo:GROUP/PROJECT:environment:production"
+            ])
+        );
+        // Keys, or nothing on AWS: no policy.
+        let keys = InitOptions {
+            auth: Auth::Keys,
+            ..options()
+        };
+        assert!(trust_policy(&keys, Issuer::GitLab, None).is_none());
+        let no_aws = InitOptions {
+            repository: Some("registry.example.com/app".into()),
+            ..options()
+        };
+        assert!(trust_policy(&no_aws, Issuer::GitLab, None).is_none());
+    }
+}

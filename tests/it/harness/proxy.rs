@@ -33,6 +33,10 @@ pub enum Action {
     CutResponse,
     /// Answer 400 with an AWS JSON-protocol error of this code (`AccessDeniedException`).
     AwsError { code: String },
+    /// Forward (the request takes effect upstream), then answer `status` with the
+    /// distribution error `error` instead: a registry that did the work and still said no, as
+    /// distribution does when two uploads of one blob finish at once.
+    ReplaceAnswer { status: u16, error: &'static str },
 }
 
 #[derive(Clone, Debug)]
@@ -253,24 +257,53 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
         }
         action => {
             entry.fault = action.is_some();
+            let replace = match action {
+                Some(Action::ReplaceAnswer { status, error }) => {
+                    Some(error_answer(status, error, None))
+                }
+                _ => None,
+            };
             let leftover = client.buffer().to_vec();
-            forward(client.into_inner(), leftover, head, entry, ends, &state).await;
+            forward(
+                client.into_inner(),
+                leftover,
+                head,
+                entry,
+                ends,
+                &state,
+                replace,
+            )
+            .await;
         }
     }
 }
 
 /// An injected error answer, closing the connection.
 fn injected(code: u16, retry_after: Option<u32>) -> Vec<u8> {
-    let (reason, error) = match code {
-        401 => ("Unauthorized", "UNAUTHORIZED"),
-        403 => ("Forbidden", "DENIED"),
-        404 => ("Not Found", "NOT_FOUND"),
-        429 => ("Too Many Requests", "TOOMANYREQUESTS"),
-        500 => ("Internal Server Error", "UNKNOWN"),
-        502 => ("Bad Gateway", "UNAVAILABLE"),
-        503 => ("Service Unavailable", "UNAVAILABLE"),
-        504 => ("Gateway Timeout", "UNAVAILABLE"),
-        _ => ("Injected", "UNKNOWN"),
+    let error = match code {
+        401 => "UNAUTHORIZED",
+        403 => "DENIED",
+        404 => "NOT_FOUND",
+        429 => "TOOMANYREQUESTS",
+        502..=504 => "UNAVAILABLE",
+        _ => "UNKNOWN",
+    };
+    error_answer(code, error, retry_after)
+}
+
+/// A distribution-style error answer with this status and error code, closing the connection.
+fn error_answer(code: u16, error: &str, retry_after: Option<u32>) -> Vec<u8> {
+    let reason = match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Injected",
     };
     let body = format!(r#"{{"errors":[{{"code":"{error}","message":"injected"}}]}}"#);
     let retry_after = retry_after
@@ -293,8 +326,9 @@ async fn forward(
     mut entry: Record,
     ends: Ends,
     state: &Mutex<State>,
+    replace: Option<Vec<u8>>,
 ) {
-    let cut = entry.fault;
+    let cut = entry.fault && replace.is_none();
     let Ok(mut upstream) = TcpStream::connect(ends.upstream).await else {
         // Not a rule's fault: the registry is not there.
         entry.status = Some(502);
@@ -327,6 +361,16 @@ async fn forward(
                 .nth(1)
                 .and_then(|code| code.parse().ok());
             entry.request_body_bytes = sent.load(Ordering::SeqCst);
+            if let Some(replacement) = &replace {
+                entry.status = replacement
+                    .split(|b| *b == b' ')
+                    .nth(1)
+                    .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok());
+                record(state, entry);
+                tokio::io::copy_buf(&mut answer, &mut tokio::io::sink()).await?;
+                client_write.write_all(replacement).await?;
+                return client_write.shutdown().await;
+            }
             // Logged before the client can see the answer and move on.
             record(state, entry);
             if let Some(location) = response.get("location") {
