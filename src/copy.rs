@@ -20,7 +20,6 @@ use crate::oci::{Descriptor, Index, Parsed, Platform, RawManifest, media, to_jso
 use crate::progress::{BlobOutcome, Event, observe};
 use crate::reference::{ArchiveRef, Digest, ImageRef, RegistryRef};
 use crate::registry::ByteStream;
-use crate::registry::retry::Attempt;
 use crate::registry::{Access, MountOutcome, PutOutcome, RegistryClient, Repository};
 use crate::sink::{Layout, archive};
 use crate::source::{BlobOrigin, Source, platforms_of, select_platform};
@@ -585,38 +584,20 @@ async fn push_blob_once(
         "upload of {} to {}/{}",
         desc.digest, repo.registry, repo.name
     );
-    let upload = || async {
-        let location = match mount_from {
-            Some(from) => match repo.mount_blob(&desc.digest, &from.name).await? {
-                MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
-                MountOutcome::Upload(location) => location,
-            },
-            None => repo.start_upload().await?,
-        };
-        let stream = observe(source.open(desc).await?, &desc.digest, client.reporter());
-        repo.put_blob(location, &desc.digest, desc.size, stream)
-            .await?;
-        Ok::<_, Error>(BlobOutcome::Transferred)
-    };
     let outcome = client
         .retry_policy()
         .run(&what, client.reporter(), || async {
-            match upload().await {
-                // What we sent matched the digest (the stream checks it), so DIGEST_INVALID
-                // is the registry tripping over another upload of the same blob finishing at
-                // the same moment (distribution does): the blob is there now, or another
-                // attempt settles it.
-                Err(error)
-                    if matches!(&error, Error::Registry { code, .. } if code == "DIGEST_INVALID") =>
-                {
-                    if repo.has_blob(&desc.digest).await? {
-                        Ok(BlobOutcome::Exists)
-                    } else {
-                        Err(Attempt::Retry { error, after: None })
-                    }
-                }
-                other => Ok(other?),
-            }
+            let location = match mount_from {
+                Some(from) => match repo.mount_blob(&desc.digest, &from.name).await? {
+                    MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
+                    MountOutcome::Upload(location) => location,
+                },
+                None => repo.start_upload().await?,
+            };
+            let stream = observe(source.open(desc).await?, &desc.digest, client.reporter());
+            repo.put_blob(location, &desc.digest, desc.size, stream)
+                .await?;
+            Ok(BlobOutcome::Transferred)
         })
         .await?;
     repo.mark_present(&desc.digest);

@@ -1043,21 +1043,40 @@ impl Repository {
         manifest: &RawManifest,
     ) -> Result<()> {
         let path = format!("manifests/{reference}");
+        let what = self.what(&path);
+        // distribution checks the manifest's blobs as it stores it, and may answer
+        // DIGEST_INVALID for a blob another client's upload is committing at that moment:
+        // asked again a little later, it finds the blob whole.
         let resp = self
-            .send(&self.what(&path), |http, base| {
-                let url = self.url(base, &path);
-                Ok((
-                    http.put(url.clone())
-                        .header(CONTENT_TYPE, manifest.media_type.as_str())
-                        .body(manifest.bytes.clone()),
-                    url,
-                ))
+            .client
+            .retry_policy()
+            .run(&what, self.client.reporter(), || async {
+                let resp = self
+                    .send(&what, |http, base| {
+                        let url = self.url(base, &path);
+                        Ok((
+                            http.put(url.clone())
+                                .header(CONTENT_TYPE, manifest.media_type.as_str())
+                                .body(manifest.bytes.clone()),
+                            url,
+                        ))
+                    })
+                    .await?;
+                if resp.status().is_success() {
+                    return Ok(resp);
+                }
+                match self.error(resp).await {
+                    error @ Error::Registry { .. }
+                        if matches!(&error, Error::Registry { code, .. } if code == "DIGEST_INVALID") =>
+                    {
+                        Err(Attempt::Retry { error, after: None })
+                    }
+                    error => Err(Attempt::Fail(
+                        self.immutable_tag_refusal(reference, manifest, error).await,
+                    )),
+                }
             })
             .await?;
-        if !resp.status().is_success() {
-            let error = self.error(resp).await;
-            return Err(self.immutable_tag_refusal(reference, manifest, error).await);
-        }
         if let Some(theirs) = resp
             .headers()
             .get("docker-content-digest")

@@ -122,15 +122,16 @@ fn a_permanent_500_stops_after_the_bounded_attempts_and_pushes_no_manifest() {
     assert!(skopeo_raw(&format!("{}/retry/permanent:v1", shared().host), None).is_none());
 }
 
-/// Regression: two jobs pushing the same blob at once to distribution made one of them fail
-/// with DIGEST_INVALID although its bytes were right (seen in the native-runner pipeline).
-/// The registry stores the upload yet answers DIGEST_INVALID; hoist finds the blob there.
+/// Regression: two jobs pushing images that share blobs to one distribution registry at
+/// once (the native-runner pipeline) made one fail: distribution answered its manifest PUT
+/// with DIGEST_INVALID while the other job's upload of a shared blob was being committed.
+/// Asked again, it accepts the manifest.
 #[test]
-fn a_digest_invalid_answer_for_a_blob_that_got_stored_is_not_a_failure() {
+fn a_manifest_put_answered_digest_invalid_is_asked_again() {
     let proxy = FaultProxy::start(shared().addr);
     proxy.add_rule(rule(
         "PUT",
-        "/blobs/uploads/",
+        "/manifests/",
         1,
         Action::ReplaceAnswer {
             status: 400,
@@ -145,6 +146,14 @@ fn a_digest_invalid_answer_for_a_blob_that_got_stored_is_not_a_failure() {
             &target,
         ])
         .ok();
-    assert_eq!(proxy.log().iter().filter(|r| r.fault).count(), 1);
+    // The refused manifest was put again and stored.
+    let log = proxy.log();
+    let refused = log.iter().find(|r| r.fault).expect("the fault was hit");
+    let statuses: Vec<Option<u16>> = log
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path == refused.path)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [Some(400), Some(201)], "{log:#?}");
     assert!(skopeo_raw(&format!("{}/retry/raced:v1", shared().host), None).is_some());
 }
