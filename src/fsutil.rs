@@ -48,7 +48,17 @@ pub struct FileLock {
 }
 
 impl FileLock {
+    /// Waits for the lock.
     pub fn acquire(path: &Path) -> Result<Self> {
+        Ok(Self::lock(path, true)?.expect("a blocking flock returns locked"))
+    }
+
+    /// The lock if nobody holds it now.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
+        Self::lock(path, false)
+    }
+
+    fn lock(path: &Path, wait: bool) -> Result<Option<Self>> {
         use std::os::fd::AsRawFd;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -59,12 +69,29 @@ impl FileLock {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        // SAFETY: flock on a descriptor we own; blocks until the lock is free.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        let operation = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
         if rc != 0 {
-            return Err(Error::io(path, std::io::Error::last_os_error()));
+            let error = std::io::Error::last_os_error();
+            if !wait && error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            return Err(Error::io(path, error));
         }
-        Ok(FileLock { _file: file })
+        Ok(Some(FileLock { _file: file }))
+    }
+}
+
+/// Marks a cache entry (file or directory) as used now: its mtime is what `hoist cache
+/// prune` orders by. A best effort: a read-only cache is still a cache.
+pub fn touch(path: &Path) {
+    if let Ok(file) = File::open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 

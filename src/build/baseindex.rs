@@ -144,6 +144,7 @@ pub async fn layer_index(
         && let Ok(index) = serde_json::from_slice::<LayerIndex>(&bytes)
         && index.version == INDEX_VERSION
     {
+        crate::fsutil::touch(path);
         return Ok(index);
     }
     let what = format!("layer {}", layer.digest);

@@ -106,10 +106,11 @@ struct StatEntry {
     digest: Digest,
 }
 
+/// `layers/<key>.json`: the layer a step's key gave.
 #[derive(Serialize, Deserialize)]
-struct CachedLayer {
-    descriptor: Descriptor,
-    diff_id: Digest,
+pub(crate) struct CachedLayer {
+    pub(crate) descriptor: Descriptor,
+    pub(crate) diff_id: Digest,
 }
 
 /// A cached layer: on local disk, or in a registry or layout imported with `--cache-from`.
@@ -315,6 +316,7 @@ impl Cache {
         if std::fs::metadata(&path).ok()?.len() != cached.descriptor.size {
             return None;
         }
+        crate::fsutil::touch(&path);
         Some(BuiltLayer {
             descriptor: cached.descriptor,
             diff_id: cached.diff_id,

@@ -1355,6 +1355,7 @@ impl<'a> Builder<'a> {
                     ));
                     let name = Digest::sha256_of(m.id.as_bytes());
                     let dir = self.local_dir().join("cache-mounts").join(name.hex());
+                    crate::fsutil::touch(&dir);
                     if !dir.exists() {
                         use std::os::unix::fs::PermissionsExt;
                         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

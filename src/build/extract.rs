@@ -408,6 +408,7 @@ pub async fn layer_dir(
     let dir = local.join("layers");
     let done = dir.join(diff_id.hex());
     if done.is_dir() {
+        crate::fsutil::touch(&done);
         return Ok(done);
     }
     let lock_path = dir.join(format!("{}.lock", diff_id.hex()));

@@ -2,6 +2,7 @@
 
 pub mod baseindex;
 pub mod cache;
+pub mod cache_admin;
 pub mod container;
 pub mod context;
 pub mod dockerfile;

@@ -254,7 +254,8 @@ fn epoch(build_args: &BTreeMap<String, String>) -> Result<Option<i64>> {
         .transpose()
 }
 
-fn cache_dir() -> Option<PathBuf> {
+/// The build cache: HOIST_CACHE_DIR, else $XDG_CACHE_HOME/hoist or ~/.cache/hoist.
+pub fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOIST_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hoist")))

@@ -1,6 +1,7 @@
 //! Command-line parsing and the glue from subcommands to the library.
 
 pub mod build;
+pub mod cache;
 pub mod ci;
 pub mod copy;
 pub mod credential_helper;
@@ -88,6 +89,11 @@ pub enum Command {
         #[command(subcommand)]
         command: manifest::Command,
     },
+    /// The local build cache: verify it, prune it.
+    Cache {
+        #[command(subcommand)]
+        command: cache::Command,
+    },
     /// Amazon ECR: create/converge repositories, gate on scan findings.
     Ecr {
         #[command(subcommand)]
@@ -160,6 +166,7 @@ pub async fn run(cli: Cli, reporter: Arc<dyn Reporter>) -> Result<()> {
         Command::Ecr { command } => ecr::run(&ctx, command).await,
         Command::Manifest { command } => manifest::run(&ctx, command).await,
         Command::Mirror(args) => mirror::run(&ctx, args).await,
+        Command::Cache { command } => cache::run(&ctx, command),
         Command::Deploy { command } => deploy::run(&ctx, command).await,
         Command::Completions { shell } => completions(&shell),
         Command::Ci { command } => ci::run(&ctx, command).await,

@@ -19,4 +19,5 @@ mod endpoints;
 mod mirror;
 mod multiplatform;
 mod reference_selftest;
+mod reliability;
 mod retries;

@@ -347,6 +347,48 @@ impl Hoist {
     }
 }
 
+/// A hoist started without waiting; its config directory lives as long as this does.
+pub struct Running {
+    pub child: std::process::Child,
+    _config: tempfile::TempDir,
+}
+
+impl Running {
+    pub fn wait(self) -> Run {
+        Run::from(self.child.wait_with_output().unwrap())
+    }
+}
+
+impl Hoist {
+    /// Starts hoist without waiting: output captured for [`Running::wait`], or discarded
+    /// (`capture` false) for tests that kill it.
+    pub fn start<I, S>(mut self, args: I, capture: bool) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let output = || {
+            if capture {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        let child = self
+            .command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("start hoist");
+        Running {
+            child,
+            _config: self._config,
+        }
+    }
+}
+
 impl From<std::process::Output> for Run {
     fn from(out: std::process::Output) -> Run {
         Run {

@@ -1,0 +1,321 @@
+//! Reliability: the cache checked and trimmed (`hoist cache verify|prune`), builds and pushes
+//! killed at random points (every rerun succeeds, no corrupt entry, no tag naming a missing
+//! blob), and many pushes and builds at once on one registry and one cache directory.
+//! Sizes and counts shrink with HOIST_TEST_KILLS / HOIST_TEST_CONCURRENT_PUSHES.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::harness::registry::{Hoist, Run, shared, skopeo_raw};
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A context of `files` small files plus one of `big` pseudo-random bytes.
+fn context(dir: &Path, files: usize, big: usize, salt: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY src /app/src\nCOPY big.bin /app/\nCOPY salt /app/\n",
+    )
+    .unwrap();
+    for i in 0..files {
+        std::fs::write(dir.join("src").join(format!("f{i}.txt")), format!("{i}\n")).unwrap();
+    }
+    let mut state: u64 = 0x9e3779b97f4a7c15;
+    let bytes: Vec<u8> = (0..big)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(dir.join("big.bin"), bytes).unwrap();
+    std::fs::write(dir.join("salt"), salt).unwrap();
+}
+
+fn hoist(cache: &Path) -> Hoist {
+    Hoist::new()
+        .env("HOIST_CACHE_DIR", cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+}
+
+fn verify(cache: &Path) -> Value {
+    let run = hoist(cache).run(["--json", "cache", "verify"]);
+    run.ok();
+    run.json()
+}
+
+fn build_to(cache: &Path, context: &Path, out: &Path) -> Run {
+    hoist(cache).run([
+        "--json".to_string(),
+        "build".into(),
+        context.display().to_string(),
+        "-o".into(),
+        format!("oci:{}", out.display()),
+    ])
+}
+
+fn cache_counts(run: &Run) -> (u64, u64) {
+    let json = run.json();
+    (
+        json["cache"]["layers_built"].as_u64().unwrap(),
+        json["cache"]["layers_reused"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn cache_verify_removes_what_is_corrupt_and_the_next_build_makes_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, cache) = (dir.path().join("ctx"), dir.path().join("cache"));
+    context(&ctx, 5, 4096, "one");
+    let first = build_to(&cache, &ctx, &dir.path().join("out1"));
+    first.ok();
+    let digest = first.json()["digest"].clone();
+    assert_eq!(verify(&cache)["corrupt"], serde_json::json!([]));
+
+    // A blob with one byte changed (same size: a size check alone would use it), a record
+    // that does not parse, and an old temporary file of a killed run.
+    let blobs = cache.join("blobs/sha256");
+    let blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let record = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&record, "{\"descriptor\":").unwrap();
+    let temp = blobs.join(".hoist-tmp-killed");
+    std::fs::write(&temp, "partial").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&temp)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+
+    let report = verify(&cache);
+    assert_eq!(report["corrupt"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["leftovers"], 1, "{report}");
+    assert!(!blob.exists() && !record.exists() && !temp.exists());
+    assert_eq!(verify(&cache)["corrupt"], serde_json::json!([]));
+
+    // The next build rebuilds what was removed and makes the same image.
+    let again = build_to(&cache, &ctx, &dir.path().join("out2"));
+    again.ok();
+    assert_eq!(again.json()["digest"], digest);
+}
+
+#[test]
+fn cache_prune_removes_the_least_recently_used_first_and_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    context(&a, 3, 64 << 10, "a");
+    context(&b, 3, 64 << 10, "b");
+    build_to(&cache, &a, &dir.path().join("out")).ok();
+    build_to(&cache, &b, &dir.path().join("out")).ok();
+    // A used again: its entries are now the most recent.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        cache_counts(build_to(&cache, &a, &dir.path().join("out")).ok()),
+        (0, 3)
+    );
+    let everything = hoist(&cache).run(["--json", "cache", "prune", "--max-size", "1T"]);
+    let total = everything.ok().json()["kept_bytes"].as_u64().unwrap();
+    assert_eq!(everything.json()["removed"], 0);
+    // Room for all but B's big layer: B's go first, A's stay.
+    let pruned = hoist(&cache).run([
+        "--json",
+        "cache",
+        "prune",
+        "--max-size",
+        &(total - 1).to_string(),
+    ]);
+    assert!(pruned.ok().json()["removed"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        cache_counts(build_to(&cache, &a, &dir.path().join("out")).ok()),
+        (0, 3)
+    );
+    let (built, _) = cache_counts(build_to(&cache, &b, &dir.path().join("out")).ok());
+    assert!(built >= 1, "B's oldest layer was pruned");
+    // Nothing is older than a day; everything is older than no time at all.
+    let young = hoist(&cache).run(["--json", "cache", "prune", "--max-age", "1d"]);
+    assert_eq!(young.ok().json()["removed"], 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let all = hoist(&cache).run(["--json", "cache", "prune", "--max-age", "1s"]);
+    assert_eq!(all.ok().json()["kept"], 0);
+    assert_eq!(
+        cache_counts(build_to(&cache, &a, &dir.path().join("out")).ok()),
+        (3, 0)
+    );
+    hoist(&cache)
+        .run(["cache", "prune", "--max-size", "lots"])
+        .fails_with(1, "size `lots`");
+    hoist(&cache)
+        .run(["cache", "prune"])
+        .fails_with(1, "--max-size");
+}
+
+/// Every blob an image (or index) at `reference` names can be fetched: copies it whole.
+fn complete(reference: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    std::process::Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:x", dir.path().display()))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn builds_and_pushes_killed_at_random_points_leave_nothing_broken() {
+    let kills = env_count("HOIST_TEST_KILLS", 50);
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, cache) = (dir.path().join("ctx"), dir.path().join("cache"));
+    context(&ctx, 300, 2 << 20, "killed");
+    let target = format!("{}/reliability/killed:latest", shared().host);
+    let push = |salt: usize| {
+        std::fs::write(ctx.join("salt"), format!("{salt}")).unwrap();
+        vec![
+            "--json".to_string(),
+            "build".into(),
+            ctx.display().to_string(),
+            "-t".into(),
+            target.clone(),
+            "--push".into(),
+        ]
+    };
+    // How long a run with a warm cache takes (most runs below), to kill across all of it.
+    hoist(&cache).run(push(kills)).ok();
+    let started = Instant::now();
+    hoist(&cache).run(push(kills)).ok();
+    let whole = started.elapsed().as_micros().max(1000) as u64;
+    let mut state = 0x2545f4914f6cdd1d_u64;
+    let mut killed_early = 0;
+    for i in 0..kills {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Half the runs with a cold cache part (a new salt), half warm.
+        let mut running = hoist(&cache).start(push(i % 7), false);
+        let child = &mut running.child;
+        std::thread::sleep(Duration::from_micros(state % whole));
+        if child.try_wait().unwrap().is_none() {
+            killed_early += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The tag names a whole image or nothing new.
+        if skopeo_raw(&target, None).is_some() {
+            assert!(
+                complete(&target),
+                "after kill {i}: {target} names a missing blob"
+            );
+        }
+    }
+    let report = verify(&cache);
+    let corrupt = report["corrupt"].as_array().unwrap().len();
+    assert_eq!(corrupt, 0, "{report}");
+    // Every rerun succeeds and gives the image a clean cache gives.
+    let rerun = hoist(&cache).run(push(3));
+    rerun.ok();
+    let clean = tempfile::tempdir().unwrap();
+    let reference = hoist(clean.path()).run(push(3));
+    assert_eq!(rerun.json()["digest"], reference.ok().json()["digest"]);
+    assert!(complete(&target));
+    println!(
+        "reliability: {kills} runs killed ({killed_early} while running), corrupt cache entries found: {corrupt}, manifests with missing blobs: 0"
+    );
+}
+
+#[test]
+fn many_pushes_sharing_base_layers_and_many_builds_sharing_a_cache_all_succeed() {
+    let pushes = env_count("HOIST_TEST_CONCURRENT_PUSHES", 50);
+    let base = crate::harness::registry::seed_example(shared(), "reliability/base", None);
+    let dir = tempfile::tempdir().unwrap();
+    let started: Vec<_> = (0..pushes)
+        .map(|i| {
+            let ctx = dir.path().join(format!("push{i}"));
+            std::fs::create_dir_all(&ctx).unwrap();
+            std::fs::write(
+                ctx.join("Dockerfile"),
+                format!("FROM {base}\nCOPY salt /salt\n"),
+            )
+            .unwrap();
+            std::fs::write(ctx.join("salt"), format!("{}", i % 10)).unwrap();
+            let target = format!("{}/reliability/many:t{i}", shared().host);
+            let child = Hoist::new().start(
+                ["build", &ctx.display().to_string(), "-t", &target, "--push"],
+                true,
+            );
+            (target, child)
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (target, child) in started {
+        let run = child.wait();
+        if run.code != 0 {
+            failed.push(format!("{target}: {}", run.all_output()));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+    let incomplete: Vec<String> = (0..pushes)
+        .map(|i| format!("{}/reliability/many:t{i}", shared().host))
+        .filter(|t| !complete(t))
+        .collect();
+    assert!(incomplete.is_empty(), "{incomplete:?}");
+
+    // Ten builds at once on one cache directory: five of one context, five of another.
+    let cache = dir.path().join("cache");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    context(&a, 50, 256 << 10, "a");
+    context(&b, 50, 256 << 10, "b");
+    let builds: Vec<_> = (0..10)
+        .map(|i| {
+            let ctx = if i % 2 == 0 { &a } else { &b };
+            hoist(&cache).start(
+                [
+                    "--json".to_string(),
+                    "build".into(),
+                    ctx.display().to_string(),
+                    "-o".into(),
+                    format!("oci:{}", dir.path().join(format!("out{i}")).display()),
+                ],
+                true,
+            )
+        })
+        .collect();
+    let digests: Vec<Value> = builds
+        .into_iter()
+        .map(|child| {
+            let run = child.wait();
+            run.ok();
+            run.json()["digest"].clone()
+        })
+        .collect();
+    for (i, digest) in digests.iter().enumerate() {
+        assert_eq!(digest, &digests[i % 2], "build {i}");
+    }
+    assert_ne!(digests[0], digests[1]);
+    assert_eq!(verify(&cache)["corrupt"], serde_json::json!([]));
+    println!(
+        "reliability: {pushes} concurrent pushes, 10 concurrent builds on one cache: all succeeded, registry complete"
+    );
+}
