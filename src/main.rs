@@ -58,7 +58,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(cli::run(cli, reporter)) {
+    let finished = runtime.block_on(async {
+        tokio::select! {
+            result = cli::run(cli, reporter) => Some(result),
+            () = interrupted() => None,
+        }
+    });
+    let Some(result) = finished else {
+        // The command's future is dropped: nothing more is written. Manifests go last and
+        // each is one PUT, so every tag written names a whole image.
+        eprintln!(
+            "error: interrupted: stopped before the next write (tags already pushed stay; press Ctrl-C again to quit at once)"
+        );
+        runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+        return ExitCode::from(130);
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let hint = e.hint();
@@ -85,6 +100,26 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// The first SIGINT or SIGTERM; from then on either signal ends the process at once.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    // SAFETY: restoring the default action of two signals; no handler of ours runs after.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
     }
 }
 

@@ -319,3 +319,69 @@ fn many_pushes_sharing_base_layers_and_many_builds_sharing_a_cache_all_succeed()
         "reliability: {pushes} concurrent pushes, 10 concurrent builds on one cache: all succeeded, registry complete"
     );
 }
+
+/// Sends `signal` to the process.
+fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill(2) on a child we started and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+#[test]
+fn a_first_ctrl_c_stops_before_any_tag_and_a_second_one_quits_at_once() {
+    use crate::harness::proxy::{Action, FaultProxy, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    context(dir.path(), 3, 1 << 20, "interrupted");
+    for second in [false, true] {
+        let proxy = FaultProxy::start(shared().addr);
+        // The blob uploads hang: the interrupt comes while they are under way.
+        proxy.add_rule(Rule {
+            method: Some("PUT".into()),
+            path_contains: "/blobs/uploads/".into(),
+            times: None,
+            action: Action::Stall,
+        });
+        let target = format!("{}/reliability/interrupted:v{second}", proxy.addr);
+        let mut running = Hoist::new().start(
+            [
+                "build",
+                &dir.path().display().to_string(),
+                "-t",
+                &target,
+                "--push",
+            ],
+            true,
+        );
+        // Wait until an upload is under way.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !proxy
+            .log()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"))
+        {
+            assert!(Instant::now() < deadline, "no upload started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal(&running.child, libc::SIGINT);
+        if second {
+            std::thread::sleep(Duration::from_millis(5));
+            let _ = unsafe { libc::kill(running.child.id() as i32, libc::SIGINT) };
+        }
+        let status = running.child.wait().unwrap();
+        if !second {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(running.child.stderr.as_mut().unwrap(), &mut stderr)
+                .unwrap();
+            assert_eq!(status.code(), Some(130), "{stderr}");
+            assert!(stderr.contains("error: interrupted"), "{stderr}");
+        } else {
+            // Ended by the signal itself, or by the first one's clean exit.
+            assert!(status.code().is_none_or(|c| c == 130), "{status:?}");
+        }
+        let target = format!("{}/reliability/interrupted:v{second}", shared().host);
+        assert!(skopeo_raw(&target, None).is_none(), "nothing was tagged");
+        assert!(
+            !proxy.log().iter().any(|r| r.path.contains("/manifests/")),
+            "no manifest was sent"
+        );
+    }
+}

@@ -37,6 +37,8 @@ pub enum Action {
     /// distribution error `error` instead: a registry that did the work and still said no, as
     /// distribution does when two uploads of one blob finish at once.
     ReplaceAnswer { status: u16, error: &'static str },
+    /// Hold the connection and never answer (a registry that hangs).
+    Stall,
 }
 
 #[derive(Clone, Debug)]
@@ -231,6 +233,11 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
         Some(Action::Reset) => {
             record(&state, entry);
             let _ = client.get_ref().set_zero_linger();
+        }
+        Some(Action::Stall) => {
+            record(&state, entry);
+            let _held = client;
+            std::future::pending::<()>().await;
         }
         Some(Action::AwsError { code }) => {
             let discarded = AtomicU64::new(0);
