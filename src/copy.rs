@@ -19,7 +19,10 @@ use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Index, Parsed, Platform, RawManifest, media, to_json_bytes};
 use crate::progress::{BlobOutcome, Event, observe};
 use crate::reference::{ArchiveRef, Digest, ImageRef, RegistryRef};
+use bytes::Bytes;
+
 use crate::registry::ByteStream;
+use crate::registry::upload::{Session, check_progress};
 use crate::registry::{Access, MountOutcome, PutOutcome, RegistryClient, Repository};
 use crate::sink::{Layout, archive};
 use crate::source::{BlobOrigin, Source, platforms_of, select_platform};
@@ -494,6 +497,89 @@ pub trait BlobSource: Sync {
     fn mount_origin(&self, desc: &Descriptor) -> Option<&Repository>;
     /// Its bytes, verified against the descriptor.
     fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>>;
+    /// Whether [`BlobSource::read_part`] works (a local file or bytes in memory).
+    fn reads_parts(&self) -> bool {
+        false
+    }
+    /// `len` bytes (fewer at the end) from byte `start`.
+    fn read_part<'a>(
+        &'a self,
+        _desc: &'a Descriptor,
+        _start: u64,
+        _len: u64,
+    ) -> BoxFuture<'a, Result<Bytes>> {
+        async { Err(Error::Internal("this blob source reads no parts".into())) }.boxed()
+    }
+}
+
+/// Uploads a blob in parts (PATCH), the last one with the closing PUT. A part that fails
+/// on the way is resumed from what the registry says it holds, within the retry policy;
+/// what else fails goes to the caller, which starts a new session.
+async fn upload_in_parts(
+    client: &RegistryClient,
+    source: &dyn BlobSource,
+    repo: &Repository,
+    desc: &Descriptor,
+    session: Session,
+    what: &str,
+) -> Result<()> {
+    let part_size = client.upload_settings().part_size(&repo.registry, &session);
+    let policy = client.retry_policy();
+    let mut session = session;
+    let mut start = 0u64;
+    let mut failures = 0u32;
+    loop {
+        let len = part_size.min(desc.size - start);
+        let part = source.read_part(desc, start, len).await?;
+        let last = start + len == desc.size;
+        let sent = if last {
+            let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(part) }));
+            repo.put_blob(session.location.clone(), &desc.digest, start, len, body)
+                .await
+                .map(|()| None)
+        } else {
+            repo.patch_part(&session, start, part).await.map(Some)
+        };
+        client.reporter().report(Event::BlobProgress {
+            digest: desc.digest.clone(),
+            bytes: start + len,
+        });
+        let error = match sent {
+            Ok(None) => return Ok(()),
+            Ok(Some(progress)) => {
+                check_progress(what, progress.received, start + len)?;
+                session = progress.session;
+                start = progress.received;
+                continue;
+            }
+            Err(error) if error.is_transient() => error,
+            Err(error) => return Err(error),
+        };
+        failures += 1;
+        if failures >= policy.max_attempts {
+            return Err(Error::RetriesExhausted {
+                url: what.to_string(),
+                attempts: failures,
+                last: error.to_string(),
+            });
+        }
+        let delay = policy.delay(failures);
+        client.reporter().report(Event::Retrying {
+            what: what.to_string(),
+            attempt: failures,
+            delay,
+            reason: format!("{error}; resuming from the registry's upload state"),
+        });
+        tokio::time::sleep(delay).await;
+        if last && repo.has_blob(&desc.digest).await? {
+            // The closing PUT went through; its answer was lost.
+            return Ok(());
+        }
+        let progress = repo.upload_progress(&session).await?;
+        check_progress(what, progress.received, start + len)?;
+        session = progress.session;
+        start = progress.received;
+    }
 }
 
 impl BlobSource for Source {
@@ -512,6 +598,47 @@ impl BlobSource for BlobOrigin {
             BlobOrigin::Remote(source) => source.mount_origin(desc),
             BlobOrigin::File(_) | BlobOrigin::Bytes(_) => None,
         }
+    }
+
+    fn reads_parts(&self) -> bool {
+        !matches!(self, BlobOrigin::Remote(_))
+    }
+
+    fn read_part<'a>(
+        &'a self,
+        desc: &'a Descriptor,
+        start: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Bytes>> {
+        async move {
+            match self {
+                BlobOrigin::Bytes(bytes) => {
+                    let end = (start + len).min(bytes.len() as u64);
+                    Ok(bytes.slice(start.min(end) as usize..end as usize))
+                }
+                BlobOrigin::File(path) => {
+                    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                    let io = |e| Error::io(path, e);
+                    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+                    file.seek(std::io::SeekFrom::Start(start))
+                        .await
+                        .map_err(io)?;
+                    let mut part = Vec::with_capacity(len as usize);
+                    file.take(len).read_to_end(&mut part).await.map_err(io)?;
+                    if (part.len() as u64) < len.min(desc.size - start) {
+                        return Err(Error::malformed(
+                            format!("blob {}", desc.digest),
+                            format!("{} is shorter than its {} bytes", path.display(), desc.size),
+                        ));
+                    }
+                    Ok(Bytes::from(part))
+                }
+                BlobOrigin::Remote(_) => {
+                    Err(Error::Internal("remote blobs are not read in parts".into()))
+                }
+            }
+        }
+        .boxed()
     }
 
     fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
@@ -587,16 +714,20 @@ async fn push_blob_once(
     let outcome = client
         .retry_policy()
         .run(&what, client.reporter(), || async {
-            let location = match mount_from {
+            let session = match mount_from {
                 Some(from) => match repo.mount_blob(&desc.digest, &from.name).await? {
                     MountOutcome::Mounted => return Ok(BlobOutcome::Mounted),
-                    MountOutcome::Upload(location) => location,
+                    MountOutcome::Upload(session) => session,
                 },
                 None => repo.start_upload().await?,
             };
-            let stream = observe(source.open(desc).await?, &desc.digest, client.reporter());
-            repo.put_blob(location, &desc.digest, desc.size, stream)
-                .await?;
+            if desc.size >= client.upload_settings().chunked_from && source.reads_parts() {
+                upload_in_parts(client, source, repo, desc, session, &what).await?;
+            } else {
+                let stream = observe(source.open(desc).await?, &desc.digest, client.reporter());
+                repo.put_blob(session.location, &desc.digest, 0, desc.size, stream)
+                    .await?;
+            }
             Ok(BlobOutcome::Transferred)
         })
         .await?;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER,
-    WWW_AUTHENTICATE,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue, LOCATION,
+    RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
@@ -24,6 +24,7 @@ use super::auth::{self, Challenge, Credential};
 use super::ecr::PutOutcome;
 use super::error::error_from_response;
 use super::retry::{Attempt, RetryPolicy, parse_retry_after};
+use super::upload::{Session, content_range};
 use crate::aws::ecr::{self, RepositoryInfo, RepositorySpec};
 use crate::aws::{Aws, AwsSettings};
 use crate::error::{Error, Result};
@@ -52,6 +53,7 @@ pub struct Settings {
     pub mirrors: HashMap<String, Vec<String>>,
     pub retry: RetryPolicy,
     pub aws: AwsSettings,
+    pub upload: super::upload::UploadSettings,
 }
 
 impl Settings {
@@ -100,6 +102,7 @@ impl Settings {
             loopback_only: std::env::var("HOIST_TEST_LOOPBACK_ONLY").is_ok_and(|v| v == "1"),
             retry: RetryPolicy::from_env(),
             aws: AwsSettings::from_env(),
+            upload: super::upload::UploadSettings::from_env(),
         })
     }
 }
@@ -378,6 +381,10 @@ impl RegistryClient {
 
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.settings.retry
+    }
+
+    pub fn upload_settings(&self) -> &super::upload::UploadSettings {
+        &self.inner.settings.upload
     }
 
     fn host(&self, registry: &str) -> Arc<Host> {
@@ -888,8 +895,8 @@ async fn retry_on_status(resp: Response) -> Result<Response, Attempt> {
 /// The outcome of asking for a cross-repository mount.
 pub enum MountOutcome {
     Mounted,
-    /// The registry started an upload session instead; its location.
-    Upload(Url),
+    /// The registry started an upload session instead.
+    Upload(Session),
 }
 
 /// One repository on one registry, with the token scopes its calls need.
@@ -898,7 +905,7 @@ pub struct Repository {
     pub(super) client: RegistryClient,
     pub registry: String,
     pub name: String,
-    scopes: Vec<String>,
+    pub(super) scopes: Vec<String>,
     access: Access,
 }
 
@@ -926,7 +933,7 @@ impl Repository {
             .await
     }
 
-    async fn error(&self, resp: Response) -> Error {
+    pub(super) async fn error(&self, resp: Response) -> Error {
         error_from_response(resp, &self.registry, &self.name).await
     }
 
@@ -1191,13 +1198,13 @@ impl Repository {
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(MountOutcome::Mounted),
-            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&resp)?)),
+            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.session(&resp)?)),
             _ => Err(self.error(resp).await),
         }
     }
 
-    /// Starts an upload session and returns its location.
-    pub async fn start_upload(&self) -> Result<Url> {
+    /// Starts an upload session.
+    pub async fn start_upload(&self) -> Result<Session> {
         let what = self.what("blobs/uploads/");
         let resp = self
             .send(&what, |http, base| {
@@ -1208,7 +1215,20 @@ impl Repository {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.error(resp).await);
         }
-        self.location(&resp)
+        self.session(&resp)
+    }
+
+    /// The upload session an answer (to POST, PATCH or GET) points at.
+    pub(super) fn session(&self, resp: &Response) -> Result<Session> {
+        let min_part = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        Ok(Session {
+            location: self.location(resp)?,
+            min_part,
+        })
     }
 
     fn location(&self, resp: &Response) -> Result<Url> {
@@ -1228,13 +1248,15 @@ impl Repository {
             .map_err(|e| Error::malformed(self.what("blobs/uploads/"), e))
     }
 
-    /// Finishes an upload session with one streamed PUT of the whole blob (monolithic upload).
+    /// Finishes an upload session with one streamed PUT carrying the blob's bytes from
+    /// `start` on (`len` of them): the whole blob (a monolithic upload), or the last part.
     /// One attempt: the body cannot be replayed, so the caller retries from a new session.
     pub async fn put_blob(
         &self,
         location: Url,
         digest: &Digest,
-        size: u64,
+        start: u64,
+        len: u64,
         body: ByteStream,
     ) -> Result<()> {
         let mut url = location;
@@ -1254,13 +1276,14 @@ impl Repository {
                             detail: "authorization changed during the upload".into(),
                         }
                     })?;
-                    Ok((
-                        http.put(url.clone())
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .header(CONTENT_LENGTH, HeaderValue::from(size))
-                            .body(reqwest::Body::wrap_stream(body)),
-                        url,
-                    ))
+                    let mut put = http
+                        .put(url.clone())
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, HeaderValue::from(len));
+                    if start > 0 {
+                        put = put.header(CONTENT_RANGE, content_range(start, len));
+                    }
+                    Ok((put.body(reqwest::Body::wrap_stream(body)), url))
                 }
             })
             .await?;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod ecr;
 pub mod error;
 pub mod retry;
+pub mod upload;
 
 pub use client::{Access, ByteStream, MountOutcome, RegistryClient, Repository, Settings};
 pub use ecr::PutOutcome;

@@ -385,3 +385,57 @@ fn a_first_ctrl_c_stops_before_any_tag_and_a_second_one_quits_at_once() {
         );
     }
 }
+
+#[test]
+fn big_blobs_go_up_in_parts_and_a_cut_part_resumes_where_the_registry_stands() {
+    use crate::harness::proxy::{Action, FaultProxy, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    // An incompressible 5 MiB file: a layer of about 5 MiB, sent in 1 MiB parts.
+    context(&ctx, 2, 5 << 20, "parts");
+    let push = |proxy: &FaultProxy, repo: &str| {
+        let run = hoist(&dir.path().join(format!("cache-{repo}")))
+            .env("HOIST_CHUNKED_UPLOAD_FROM", (1u64 << 20).to_string())
+            .env("HOIST_UPLOAD_PART_BYTES", (1u64 << 20).to_string())
+            .run([
+                "--json",
+                "build",
+                &ctx.display().to_string(),
+                "-t",
+                &format!("{}/reliability/{repo}:v1", proxy.addr),
+                "--push",
+            ]);
+        run.ok();
+        run.json()["digest"].clone()
+    };
+    let clean = FaultProxy::start(shared().addr);
+    let expected = push(&clean, "parts-clean");
+    let patches = clean.log().iter().filter(|r| r.method == "PATCH").count();
+    assert!(patches >= 4, "{:#?}", clean.log());
+
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(Rule {
+        method: Some("PATCH".into()),
+        path_contains: "/blobs/uploads/".into(),
+        times: Some(1),
+        action: Action::CutRequest { after: 300_000 },
+    });
+    assert_eq!(push(&proxy, "parts-cut"), expected);
+    let log = proxy.log();
+    // The registry was asked where the upload stood, and the blob was not sent again whole.
+    assert!(
+        log.iter()
+            .any(|r| r.method == "GET" && r.path.contains("/blobs/uploads/")),
+        "{log:#?}"
+    );
+    assert!(
+        proxy.uploaded_bytes() < clean.uploaded_bytes() + (1 << 20),
+        "{} bytes sent, {} without the fault",
+        proxy.uploaded_bytes(),
+        clean.uploaded_bytes()
+    );
+    assert!(complete(&format!(
+        "{}/reliability/parts-cut:v1",
+        shared().host
+    )));
+}

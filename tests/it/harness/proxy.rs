@@ -39,6 +39,9 @@ pub enum Action {
     ReplaceAnswer { status: u16, error: &'static str },
     /// Hold the connection and never answer (a registry that hangs).
     Stall,
+    /// Forward the request head and only `after` bytes of its body, then drop both
+    /// connections: an upload cut off part way.
+    CutRequest { after: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -231,6 +234,18 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
     };
     match take_action(&state, &entry.method, &entry.path) {
         Some(Action::Reset) => {
+            record(&state, entry);
+            let _ = client.get_ref().set_zero_linger();
+        }
+        Some(Action::CutRequest { after }) => {
+            if let Ok(mut upstream) = TcpStream::connect(ends.upstream).await {
+                let sent = AtomicU64::new(0);
+                let _ = upstream.write_all(&head.to_bytes()).await;
+                let _ = copy_exact(&mut client, &mut upstream, after, &sent).await;
+                let _ = upstream.flush().await;
+                entry.request_body_bytes = sent.into_inner();
+                let _ = upstream.set_zero_linger();
+            }
             record(&state, entry);
             let _ = client.get_ref().set_zero_linger();
         }
