@@ -36,6 +36,13 @@ pub enum Error {
         actual: String,
     },
 
+    #[error("{target}: the registry stored the manifest as {stored}, not as the {sent} pushed")]
+    ManifestRewritten {
+        target: String,
+        sent: String,
+        stored: String,
+    },
+
     #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
     SizeMismatch {
         what: String,
@@ -195,6 +202,9 @@ impl Error {
             ),
             Error::NotFound { .. } => {
                 "check the repository and tag; `hoist tags REPO` lists the tags that exist".into()
+            }
+            Error::ManifestRewritten { .. } => {
+                "the registry (or a proxy before it) rewrote the manifest, so the tag does not name the image built; push to it directly, or check the tag with `hoist inspect`".into()
             }
             Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => {
                 "the source served corrupt content; nothing was written at the destination".into()

@@ -457,57 +457,73 @@ impl RegistryClient {
                 for (i, base) in candidates.into_iter().enumerate() {
                     let ping = base.join("/v2/").expect("static path");
                     self.check_loopback(&ping)?;
-                    let attempt = if i < last {
-                        // Probing the scheme: one short try; no answer, or an answer that is
-                        // not a registry's (a TLS server's 400 to plain HTTP), means "next".
-                        self.http_for(registry)
+                    // Probing the scheme: one short try; no answer, or an answer that is not
+                    // a registry's (a TLS server's 400 to plain HTTP), means "next". A 429, a
+                    // 5xx or a connection cut after it was made is a server speaking this
+                    // scheme, failing for now: retried below.
+                    let probed = if i < last {
+                        match self
+                            .http_for(registry)
                             .get(ping.clone())
                             .timeout(Duration::from_secs(5))
                             .send()
                             .await
-                            .map_err(|e| network_error(&ping, &e))
-                            .and_then(|resp| {
-                                let s = resp.status();
-                                if s.is_success() || s == StatusCode::UNAUTHORIZED {
-                                    Ok(resp)
-                                } else {
-                                    Err(Error::Network {
-                                        url: redact_url(&ping),
-                                        detail: format!("not a registry answer (HTTP {s})"),
-                                    })
-                                }
-                            })
-                    } else {
-                        let policy = self.inner.settings.retry.clone();
-                        policy
-                            .run(&redact_url(&ping), &self.inner.reporter, || async {
-                                let resp = self
-                                    .http_for(registry)
-                                    .get(ping.clone())
-                                    .send()
-                                    .await
-                                    .map_err(|e| Attempt::from(network_error(&ping, &e)))?;
-                                retry_on_status(resp).await
-                            })
-                            .await
-                    };
-                    match attempt {
-                        Ok(resp) => {
-                            if resp.status() == StatusCode::UNAUTHORIZED {
-                                let challenge = resp
-                                    .headers()
-                                    .get(WWW_AUTHENTICATE)
-                                    .and_then(|v| v.to_str().ok())
-                                    .and_then(auth::parse_challenge);
-                                *host.challenge.lock().expect("challenge lock") = challenge;
+                        {
+                            Ok(resp)
+                                if resp.status().is_success()
+                                    || resp.status() == StatusCode::UNAUTHORIZED =>
+                            {
+                                Some(resp)
                             }
-                            return Ok(base);
+                            Ok(resp)
+                                if resp.status() == StatusCode::TOO_MANY_REQUESTS
+                                    || resp.status().is_server_error() =>
+                            {
+                                None
+                            }
+                            Ok(resp) => {
+                                let s = resp.status();
+                                tracing::debug!(%s, "not a registry answer, trying the next scheme");
+                                continue;
+                            }
+                            // Connected, then cut off: this scheme's server, failing now.
+                            Err(e) if !e.is_connect() && !e.is_timeout() => None,
+                            // Refused, or no TLS/HTTP handshake: not this scheme.
+                            Err(e) => {
+                                let e = network_error(&ping, &e);
+                                tracing::debug!(%e, "scheme probe failed, trying the next scheme");
+                                continue;
+                            }
                         }
-                        Err(e) if i < last => {
-                            tracing::debug!(%e, "https probe failed, trying http");
+                    } else {
+                        None
+                    };
+                    let resp = match probed {
+                        Some(resp) => resp,
+                        None => {
+                            let policy = self.inner.settings.retry.clone();
+                            policy
+                                .run(&redact_url(&ping), &self.inner.reporter, || async {
+                                    let resp = self
+                                        .http_for(registry)
+                                        .get(ping.clone())
+                                        .send()
+                                        .await
+                                        .map_err(|e| Attempt::from(network_error(&ping, &e)))?;
+                                    retry_on_status(resp).await
+                                })
+                                .await?
                         }
-                        Err(e) => return Err(e),
+                    };
+                    if resp.status() == StatusCode::UNAUTHORIZED {
+                        let challenge = resp
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(auth::parse_challenge);
+                        *host.challenge.lock().expect("challenge lock") = challenge;
                     }
+                    return Ok(base);
                 }
                 unreachable!("the last candidate returns")
             })
@@ -953,34 +969,53 @@ impl Repository {
     }
 
     /// Fetches a manifest by tag or digest; a digest reference is verified against the bytes.
+    /// A GET read whole (at most `limit` bytes) within the retry policy, so a body cut off
+    /// half-way is asked for again. `Ok(None)`: 404.
+    async fn get_whole<F>(&self, what: &str, limit: usize, make: F) -> Result<Option<Whole>>
+    where
+        F: Fn(&reqwest::Client, &Url) -> Result<(RequestBuilder, Url)>,
+    {
+        self.client
+            .retry_policy()
+            .run(what, self.client.reporter(), || async {
+                let resp = self.send(what, &make).await?;
+                if resp.status() == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                if !resp.status().is_success() {
+                    return Err(Attempt::Fail(self.error(resp).await));
+                }
+                let (url, headers) = (resp.url().clone(), resp.headers().clone());
+                let bytes = read_limited(resp, limit, what).await?;
+                Ok(Some(Whole {
+                    url,
+                    headers,
+                    bytes,
+                }))
+            })
+            .await
+    }
+
     pub async fn get_manifest(&self, reference: &str) -> Result<RawManifest> {
         let path = format!("manifests/{reference}");
         let what = self.what(&path);
-        let resp = self
-            .send(&what, |http, base| {
+        let Some(Whole { headers, bytes, .. }) = self
+            .get_whole(&what, MAX_MANIFEST_BYTES, |http, base| {
                 let url = self.url(base, &path);
                 Ok((
                     http.get(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT),
                     url,
                 ))
             })
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+            .await?
+        else {
             return Err(Error::NotFound {
                 what: format!("{}/{}:{}", self.registry, self.name, reference)
                     .replace(":sha256:", "@sha256:"),
             });
-        }
-        if !resp.status().is_success() {
-            return Err(self.error(resp).await);
-        }
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
-        let manifest = RawManifest::new(bytes, content_type.as_deref(), &what)?;
+        };
+        let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let manifest = RawManifest::new(bytes, content_type, &what)?;
         if let Ok(expected) = Digest::parse(reference) {
             verify_digest(&expected, &manifest.bytes, &what)?;
         }
@@ -1089,11 +1124,16 @@ impl Repository {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             && theirs != manifest.digest.as_str()
+            // The answer may be wrong rather than the manifest: is ours there?
+            && self
+                .head_manifest(manifest.digest.as_str())
+                .await?
+                .is_none()
         {
-            return Err(Error::DigestMismatch {
-                what: format!("manifest stored at {}", self.what(&path)),
-                expected: manifest.digest.to_string(),
-                actual: theirs.to_string(),
+            return Err(Error::ManifestRewritten {
+                target: self.what(&path),
+                sent: manifest.digest.to_string(),
+                stored: theirs.to_string(),
             });
         }
         Ok(())
@@ -1300,8 +1340,12 @@ impl Repository {
         let what = self.what("tags/list");
         loop {
             let page = next.take();
-            let resp = self
-                .send(&what, |http, base| {
+            let Some(Whole {
+                url: answered,
+                headers,
+                bytes,
+            }) = self
+                .get_whole(&what, 64 * 1024 * 1024, |http, base| {
                     let url = match &page {
                         Some(u) => u.clone(),
                         None => {
@@ -1312,22 +1356,18 @@ impl Repository {
                     };
                     Ok((http.get(url.clone()), url))
                 })
-                .await?;
-            if resp.status() == StatusCode::NOT_FOUND {
+                .await?
+            else {
                 return Err(Error::NotFound {
                     what: format!("repository {}/{}", self.registry, self.name),
                 });
-            }
-            if !resp.status().is_success() {
-                return Err(self.error(resp).await);
-            }
-            next = link_next(&resp)?;
+            };
+            next = link_next(&headers, &answered)?;
             #[derive(Deserialize)]
             struct TagList {
                 #[serde(default)]
                 tags: Option<Vec<String>>,
             }
-            let bytes = read_limited(resp, 64 * 1024 * 1024, &what).await?;
             let page: TagList =
                 serde_json::from_slice(&bytes).map_err(|e| Error::malformed(&what, e))?;
             tags.extend(page.tags.unwrap_or_default());
@@ -1349,8 +1389,16 @@ fn tag_page_size() -> String {
 }
 
 /// The `rel="next"` target of a `Link` header, resolved against the answering URL.
-fn link_next(resp: &Response) -> Result<Option<Url>> {
-    for value in resp.headers().get_all("link") {
+/// A whole answer: where it came from, its headers, its body.
+struct Whole {
+    url: Url,
+    headers: reqwest::header::HeaderMap,
+    bytes: Bytes,
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against the page's URL.
+fn link_next(headers: &reqwest::header::HeaderMap, page: &Url) -> Result<Option<Url>> {
+    for value in headers.get_all("link") {
         let Ok(value) = value.to_str() else { continue };
         for link in value.split(',') {
             let mut parts = link.split(';');
@@ -1362,8 +1410,7 @@ fn link_next(resp: &Response) -> Result<Option<Url>> {
             if is_next
                 && let Some(target) = target.strip_prefix('<').and_then(|t| t.strip_suffix('>'))
             {
-                return resp
-                    .url()
+                return page
                     .join(target)
                     .map(Some)
                     .map_err(|e| Error::malformed("tag list Link header", e));

@@ -274,8 +274,8 @@ fn build_dotenv(dir: &Path) -> String {
 
 #[test]
 fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
-    service("stg");
-    service("prod");
+    service("pipeline-stg");
+    service("pipeline-prod");
     let (dir, init) = project(&[
         "--registry",
         ECR_HOST,
@@ -284,9 +284,9 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
         "--role-arn",
         "arn:aws:iam::123456789012:role/gitlab-ci",
         "--deploy-ecs",
-        "stg/api",
+        "pipeline-stg/api",
         "--deploy-ecs",
-        "prod/api",
+        "pipeline-prod/api",
         "--environments",
         "staging,production",
         "--scan-fail-on",
@@ -331,7 +331,7 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
     assert!(!log.contains("deploy:staging"), "{log}");
     assert_eq!(tags(REPOSITORY), Vec::<String>::new(), "{log}");
     assert!(ecs.updates().is_empty());
-    assert_eq!(deployed_image("stg"), "nginx:1");
+    assert_eq!(deployed_image("pipeline-stg"), "nginx:1");
 
     // The default branch: pushed with the tag table's tags, deployed to staging by digest.
     let out = pipeline.run(&[], &[], &[]);
@@ -352,8 +352,8 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
         dotenv.contains(&format!("IMAGE_REF={image_ref}")),
         "{dotenv}\n{log}"
     );
-    assert_eq!(deployed_image("stg"), image_ref, "{log}");
-    assert_eq!(deployed_image("prod"), "nginx:1");
+    assert_eq!(deployed_image("pipeline-stg"), image_ref, "{log}");
+    assert_eq!(deployed_image("pipeline-prod"), "nginx:1");
 
     // A release tag: v1.2.0, v1.2, v1 and latest; staging deployed, production by hand
     // (promoting `stable`), then the manual rollback job goes back to `stable`.
@@ -395,8 +395,8 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
     assert_eq!(digest_of(REPOSITORY, "main"), digest);
     let image_ref = format!("{ECR_HOST}/{REPOSITORY}@{release}");
     assert!(build_dotenv(dir.path()).contains(&format!("IMAGE_REF={image_ref}")));
-    assert_eq!(deployed_image("stg"), image_ref, "{log}");
-    assert_eq!(deployed_image("prod"), image_ref, "{log}");
+    assert_eq!(deployed_image("pipeline-stg"), image_ref, "{log}");
+    assert_eq!(deployed_image("pipeline-prod"), image_ref, "{log}");
     let deploys = ecs.updates().len();
 
     let out = pipeline.run(
@@ -405,9 +405,10 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
         &["rollback:production"],
     );
     let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    // (The rollback job may fail without failing the pipeline: it must not have.)
+    assert!(out.status.success() && !log.contains("error:"), "{log}");
     assert_eq!(ecs.updates().len(), deploys + 1, "{log}");
-    assert_eq!(deployed_image("prod"), image_ref, "{log}");
+    assert_eq!(deployed_image("pipeline-prod"), image_ref, "{log}");
 }
 
 #[test]

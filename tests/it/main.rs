@@ -21,3 +21,4 @@ mod multiplatform;
 mod reference_selftest;
 mod reliability;
 mod retries;
+mod soak;

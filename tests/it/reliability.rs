@@ -240,9 +240,9 @@ fn builds_and_pushes_killed_at_random_points_leave_nothing_broken() {
     let reference = hoist(clean.path()).run(push(3));
     assert_eq!(rerun.json()["digest"], reference.ok().json()["digest"]);
     assert!(complete(&target));
-    println!(
+    crate::harness::figures(&format!(
         "reliability: {kills} runs killed ({killed_early} while running), corrupt cache entries found: {corrupt}, manifests with missing blobs: 0"
-    );
+    ));
 }
 
 #[test]
@@ -315,9 +315,9 @@ fn many_pushes_sharing_base_layers_and_many_builds_sharing_a_cache_all_succeed()
     }
     assert_ne!(digests[0], digests[1]);
     assert_eq!(verify(&cache)["corrupt"], serde_json::json!([]));
-    println!(
+    crate::harness::figures(&format!(
         "reliability: {pushes} concurrent pushes, 10 concurrent builds on one cache: all succeeded, registry complete"
-    );
+    ));
 }
 
 /// Sends `signal` to the process.

@@ -157,3 +157,72 @@ fn a_manifest_put_answered_digest_invalid_is_asked_again() {
     assert_eq!(statuses, [Some(400), Some(201)], "{log:#?}");
     assert!(skopeo_raw(&format!("{}/retry/raced:v1", shared().host), None).is_some());
 }
+
+/// Regression (found by the soak): a loopback registry whose first `/v2/` ping was cut off
+/// was taken for an HTTPS one, and the push failed (or hung on the TLS handshake).
+#[test]
+fn a_plain_http_registry_that_drops_the_first_ping_is_still_plain_http() {
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(rule("GET", "/v2/", 1, Action::Reset));
+    let target = format!("{}/retry/first-ping:v1", proxy.addr);
+    Hoist::new()
+        .run([
+            "copy",
+            &format!("oci:{}:latest", example_layout().display()),
+            &target,
+        ])
+        .ok();
+    assert!(skopeo_raw(&format!("{}/retry/first-ping:v1", shared().host), None).is_some());
+}
+
+/// Regression (found by the soak): a manifest whose answer was cut off half-way was not
+/// asked for again, so the copy failed.
+#[test]
+fn a_manifest_answer_cut_off_half_way_is_asked_for_again() {
+    let src = seed_example(shared(), "retry/cut-manifest", None);
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(rule("GET", "/manifests/", 2, Action::CutResponse));
+    let dst = format!("{}/retry/cut-manifest-copy:v1", other().host);
+    Hoist::new()
+        .run([
+            "copy",
+            &src.replacen(&shared().host, &proxy.addr.to_string(), 1),
+            &dst,
+        ])
+        .ok();
+    assert_eq!(proxy.log().iter().filter(|r| r.fault).count(), 2);
+    assert!(skopeo_raw(&dst, None).is_some());
+}
+
+/// A wrong Docker-Content-Digest on a manifest PUT whose manifest is stored as sent is not
+/// a failure (the answer was wrong); a registry that really stored something else is.
+#[test]
+fn a_wrong_digest_answer_to_a_manifest_put_is_checked_against_the_registry() {
+    let proxy = FaultProxy::start(shared().addr);
+    proxy.add_rule(rule("PUT", "/manifests/", 1, Action::WrongDigest));
+    let layout = format!("oci:{}:latest", example_layout().display());
+    Hoist::new()
+        .run([
+            "copy",
+            &layout,
+            &format!("{}/retry/wrong-answer:v1", proxy.addr),
+        ])
+        .ok();
+    proxy.add_rule(rule("PUT", "/manifests/", 1, Action::WrongDigest));
+    proxy.add_rule(rule(
+        "HEAD",
+        "/manifests/sha256:",
+        1,
+        Action::Status {
+            code: 404,
+            retry_after: None,
+        },
+    ));
+    Hoist::new()
+        .run([
+            "copy",
+            &layout,
+            &format!("{}/retry/rewritten:v1", proxy.addr),
+        ])
+        .fails_with(1, "the registry stored the manifest as sha256:0000");
+}

@@ -30,6 +30,21 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// A free loopback port (bound then released; the tiny race is acceptable in tests).
+/// Figures a test reports (faults injected, cases run, ...): appended to
+/// `target/tmp/figures.txt`, which scripts/test prints after the run.
+pub fn figures(line: &str) {
+    use std::io::Write;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{line}");
+    }
+    println!("{line}");
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -42,6 +42,44 @@ pub enum Action {
     /// Forward the request head and only `after` bytes of its body, then drop both
     /// connections: an upload cut off part way.
     CutRequest { after: u64 },
+    /// Forward, but answer only after this long (a slow registry).
+    Slow { millis: u64 },
+    /// Forward, but with a wrong `Docker-Content-Digest` in the answer.
+    WrongDigest,
+}
+
+/// What chaos mode may pick for a request (see [`FaultProxy::chaos`]).
+fn chaos_action(rng: &mut rand::rngs::StdRng, method: &str, path: &str, body: u64) -> Action {
+    use rand::Rng;
+    let status = |code| Action::Status {
+        code,
+        retry_after: None,
+    };
+    let mut choices = vec![
+        Action::Status {
+            code: 429,
+            retry_after: Some(0),
+        },
+        status(429),
+        status(500),
+        status(502),
+        status(503),
+        Action::Reset,
+        Action::Slow { millis: 20 },
+    ];
+    if body > 0 {
+        choices.push(Action::CutRequest {
+            after: rng.random_range(0..body),
+        });
+    }
+    if method == "GET" {
+        choices.push(Action::CutResponse);
+    }
+    if path.contains("/manifests/") {
+        choices.push(Action::WrongDigest);
+    }
+    let at = rng.random_range(0..choices.len());
+    choices.swap_remove(at)
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +106,8 @@ pub struct Record {
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
+    /// Chaos mode: a fault for this share (per mille) of the requests no rule matches.
+    chaos: Option<(rand::rngs::StdRng, u32)>,
     log: Vec<Record>,
     /// Requests being answered now, and the most seen at once.
     in_flight: u32,
@@ -130,6 +170,19 @@ impl FaultProxy {
         lock(&self.state).rules.push(rule);
     }
 
+    /// From now on, `per_mille` of the requests no rule matches get a random fault
+    /// (reproducible from `seed`): 429 with and without Retry-After, 500/502/503, resets,
+    /// requests cut at a random byte, truncated and slow answers, wrong digests.
+    pub fn chaos(&self, seed: u64, per_mille: u32) {
+        use rand::SeedableRng;
+        lock(&self.state).chaos = Some((rand::rngs::StdRng::seed_from_u64(seed), per_mille));
+    }
+
+    /// How many faults were injected so far.
+    pub fn faults(&self) -> usize {
+        lock(&self.state).log.iter().filter(|r| r.fault).count()
+    }
+
     pub fn clear_rules(&self) {
         lock(&self.state).rules.clear();
     }
@@ -186,8 +239,9 @@ struct Ends {
     proxy: SocketAddr,
 }
 
-/// The action of the first live rule matching the request, spending one of its `times`.
-fn take_action(state: &Mutex<State>, method: &str, target: &str) -> Option<Action> {
+/// The action of the first live rule matching the request, spending one of its `times`;
+/// else, in chaos mode, maybe a random fault.
+fn take_action(state: &Mutex<State>, method: &str, target: &str, body: u64) -> Option<Action> {
     let mut state = lock(state);
     let index = state.rules.iter().position(|r| {
         r.times != Some(0)
@@ -195,7 +249,13 @@ fn take_action(state: &Mutex<State>, method: &str, target: &str) -> Option<Actio
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && target.contains(&r.path_contains)
-    })?;
+    });
+    let Some(index) = index else {
+        let (rng, per_mille) = state.chaos.as_mut()?;
+        use rand::Rng;
+        return (rng.random_range(0..1000) < *per_mille)
+            .then(|| chaos_action(rng, method, target, body));
+    };
     let rule = &mut state.rules[index];
     let action = rule.action.clone();
     if let Some(times) = &mut rule.times {
@@ -213,6 +273,14 @@ fn record(state: &Mutex<State>, record: Record) {
 
 async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
     let mut client = BufReader::new(stream);
+    // A TLS handshake to this plain-HTTP proxy: refused at once, as a registry would.
+    if client
+        .fill_buf()
+        .await
+        .is_ok_and(|b| b.first() == Some(&0x16))
+    {
+        return;
+    }
     let Some(head) = read_head(&mut client).await else {
         return;
     };
@@ -232,7 +300,11 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
         status: None,
         fault: true,
     };
-    match take_action(&state, &entry.method, &entry.path) {
+    let body = head
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match take_action(&state, &entry.method, &entry.path, body) {
         Some(Action::Reset) => {
             record(&state, entry);
             let _ = client.get_ref().set_zero_linger();
@@ -279,11 +351,14 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
         }
         action => {
             entry.fault = action.is_some();
-            let replace = match action {
+            let alter = match action {
                 Some(Action::ReplaceAnswer { status, error }) => {
-                    Some(error_answer(status, error, None))
+                    Alter::Replace(error_answer(status, error, None))
                 }
-                _ => None,
+                Some(Action::CutResponse) => Alter::Cut,
+                Some(Action::Slow { millis }) => Alter::Slow(millis),
+                Some(Action::WrongDigest) => Alter::WrongDigest,
+                _ => Alter::Nothing,
             };
             let leftover = client.buffer().to_vec();
             forward(
@@ -293,7 +368,7 @@ async fn serve(stream: TcpStream, ends: Ends, state: Arc<Mutex<State>>) {
                 entry,
                 ends,
                 &state,
-                replace,
+                alter,
             )
             .await;
         }
@@ -338,6 +413,19 @@ fn error_answer(code: u16, error: &str, retry_after: Option<u32>) -> Vec<u8> {
     .into_bytes()
 }
 
+/// How a forwarded request's answer is changed on the way back.
+enum Alter {
+    Nothing,
+    /// Reset after the head and half the body.
+    Cut,
+    /// Replaced by this answer (the request still took effect).
+    Replace(Vec<u8>),
+    /// Relayed after this many milliseconds.
+    Slow(u64),
+    /// With a wrong Docker-Content-Digest.
+    WrongDigest,
+}
+
 /// Sends the request on a new upstream connection and relays the answer. The body goes up
 /// while the answer comes down, so an early answer (say a 401 before the body is read) is
 /// relayed rather than lost.
@@ -348,9 +436,9 @@ async fn forward(
     mut entry: Record,
     ends: Ends,
     state: &Mutex<State>,
-    replace: Option<Vec<u8>>,
+    alter: Alter,
 ) {
-    let cut = entry.fault && replace.is_none();
+    let cut = matches!(alter, Alter::Cut);
     let Ok(mut upstream) = TcpStream::connect(ends.upstream).await else {
         // Not a rule's fault: the registry is not there.
         entry.status = Some(502);
@@ -383,7 +471,7 @@ async fn forward(
                 .nth(1)
                 .and_then(|code| code.parse().ok());
             entry.request_body_bytes = sent.load(Ordering::SeqCst);
-            if let Some(replacement) = &replace {
+            if let Alter::Replace(replacement) = &alter {
                 entry.status = replacement
                     .split(|b| *b == b' ')
                     .nth(1)
@@ -395,6 +483,18 @@ async fn forward(
             }
             // Logged before the client can see the answer and move on.
             record(state, entry);
+            match alter {
+                Alter::Slow(millis) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+                }
+                Alter::WrongDigest if response.get("docker-content-digest").is_some() => {
+                    response.set(
+                        "Docker-Content-Digest",
+                        "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                    );
+                }
+                _ => {}
+            }
             if let Some(location) = response.get("location") {
                 let rewritten = rewrite_location(location, ends);
                 response.set("Location", &rewritten);
@@ -619,7 +719,7 @@ mod tests {
         };
         proxy.add_rule(rule(Some("PUT"), Some(1), 500));
         proxy.add_rule(rule(None, None, 503));
-        let code = |method: &str, path: &str| match take_action(&proxy.state, method, path) {
+        let code = |method: &str, path: &str| match take_action(&proxy.state, method, path, 0) {
             Some(Action::Status { code, .. }) => Some(code),
             _ => None,
         };
