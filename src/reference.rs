@@ -197,7 +197,10 @@ fn is_valid_path_component(c: &str) -> bool {
             .position(|x| !matches!(x, b'.' | b'_' | b'-'))
             .map_or(bytes.len(), |p| i + p);
         let run = &c[i..run_end];
-        if !(run == "." || run == "_" || run == "__" || run.bytes().all(|x| x == b'-')) {
+        // An empty run is a character that is neither (`:`, uppercase): invalid, and no step.
+        if run.is_empty()
+            || !(run == "." || run == "_" || run == "__" || run.bytes().all(|x| x == b'-'))
+        {
             return false;
         }
         i = run_end;
@@ -259,6 +262,11 @@ fn parse_registry_ref(input: &str) -> std::result::Result<RegistryRef, String> {
     }
     if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("reference contains whitespace or control characters".into());
+    }
+    if let Some((scheme, rest)) = input.split_once("://") {
+        return Err(format!(
+            "references have no `{scheme}://`: write `{rest}` (HOIST_INSECURE_REGISTRIES allows plain HTTP)"
+        ));
     }
     let (name_and_tag, digest) = match input.split_once('@') {
         Some((n, d)) => (n, Some(Digest::parse(d)?)),
@@ -433,6 +441,26 @@ mod tests {
 
     fn reg(s: &str) -> RegistryRef {
         RegistryRef::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// Regression (found by the hostile-input corpus): a `:` left in a repository name, as in
+    /// `alpine:tag:other`, made the component check loop forever.
+    #[test]
+    fn a_colon_in_a_repository_name_is_refused_not_looped_on() {
+        for input in ["alpine:tag:other", "a:b:c:d", "x/y:z:w"] {
+            let e = RegistryRef::parse(input).unwrap_err().to_string();
+            assert!(e.contains("is invalid"), "{input}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_url_is_not_a_reference() {
+        let e = RegistryRef::parse("https://example.com/app:1").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no `https://`: write `example.com/app:1`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2380,8 +2380,10 @@ fn read_text(view: &FsView, path: &str) -> String {
 /// EXPOSE values: `80`, `80/udp`, `8000-8002/tcp` → each port with its protocol.
 fn parse_port(spec: &str) -> Result<Vec<String>> {
     let bad = || Error::Usage(format!("invalid containerPort: {spec}"));
+    // As go-connections' SplitProtoPort: no protocol, or an empty one (`80/`), is tcp.
     let (ports, proto) = match spec.split_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        Some((p, proto)) if !proto.is_empty() => (p, proto.to_ascii_lowercase()),
+        Some((p, _)) => (p, "tcp".to_string()),
         None => (spec, "tcp".to_string()),
     };
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
@@ -2405,7 +2407,8 @@ fn parse_port(spec: &str) -> Result<Vec<String>> {
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
 
-/// STOPSIGNAL: a signal name (with or without SIG) or number.
+/// STOPSIGNAL: a signal name (with or without SIG) or any non-zero number (moby's
+/// ParseSignal: the runtime judges the number).
 fn validate_signal(s: &str) -> Result<()> {
     const NAMES: [&str; 31] = [
         "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
@@ -2414,7 +2417,7 @@ fn validate_signal(s: &str) -> Result<()> {
     ];
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let ok = s.parse::<u32>().is_ok_and(|n| n > 0 && n <= 64)
+    let ok = s.parse::<i64>().is_ok_and(|n| n != 0)
         || NAMES.contains(&name)
         || name.starts_with("RTMIN")
         || name.starts_with("RTMAX");
@@ -2422,5 +2425,28 @@ fn validate_signal(s: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Usage(format!("Invalid signal: {s}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regressions (found against Docker's BuildKit with the corpus): `EXPOSE 80/` is
+    /// 80/tcp, and any non-zero STOPSIGNAL number is accepted, as moby parses them.
+    #[test]
+    fn expose_and_stopsignal_parse_as_moby_does() {
+        assert_eq!(parse_port("80/").unwrap(), ["80/tcp"]);
+        assert_eq!(parse_port("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(parse_port("8000-8001").unwrap(), ["8000/tcp", "8001/tcp"]);
+        assert!(parse_port("80/sctpx").is_err());
+        assert!(parse_port("90-80").is_err());
+        assert!(parse_port("http").is_err());
+        for ok in ["SIGTERM", "term", "9", "99999", "-3", "RTMIN+1"] {
+            assert!(validate_signal(ok).is_ok(), "{ok}");
+        }
+        for bad in ["0", "SIGBOGUS", ""] {
+            assert!(validate_signal(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod ci;
 mod ci_pipeline;
 mod commands;
 mod copy;
+mod corpus;
 mod deploy;
 mod ecr;
 mod endpoints;

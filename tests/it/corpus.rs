@@ -1,0 +1,173 @@
+//! The hostile-input corpus, `tests/corpus/<kind>.cases`: blocks headed
+//! `=== name | exit code | message fragment`, the input below. Every case must end with its
+//! exit code and exactly one `error:` line holding the fragment: never a panic, never a write
+//! outside its target. `{{repeat:TEXT:N}}` in an input stands for TEXT N times (huge inputs
+//! without huge files). Figures go to the end of scripts/test's output.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::registry::{Hoist, Run};
+
+#[derive(Debug)]
+struct Case {
+    name: String,
+    code: i32,
+    fragment: String,
+    input: String,
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+fn expand(input: &str) -> String {
+    let mut out = String::new();
+    let mut rest = input;
+    while let Some(start) = rest.find("{{repeat:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "{{repeat:".len()..];
+        let end = after.find("}}").expect("a closed {{repeat:...}}");
+        let (text, count) = after[..end].rsplit_once(':').expect("{{repeat:TEXT:N}}");
+        let text = text.replace("\\n", "\n");
+        out.push_str(&text.repeat(count.parse().expect("a count")));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn cases(kind: &str) -> Vec<Case> {
+    let path = corpus_dir().join(format!("{kind}.cases"));
+    let bytes = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut cases: Vec<Case> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if let Some(header) = line.strip_prefix("=== ") {
+            let mut parts = header.trim_end().splitn(3, " | ");
+            let (name, code, fragment) = (parts.next(), parts.next(), parts.next());
+            cases.push(Case {
+                name: name.expect("a case name").to_string(),
+                code: code.and_then(|c| c.parse().ok()).expect("an exit code"),
+                fragment: fragment.unwrap_or_default().to_string(),
+                input: String::new(),
+            });
+        } else if let Some(case) = cases.last_mut() {
+            case.input.push_str(line);
+        }
+    }
+    for case in &mut cases {
+        case.input = expand(&case.input);
+    }
+    cases
+}
+
+/// What went wrong with a run, if anything.
+fn judge(case: &Case, run: &Run) -> Option<String> {
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    let problem = if run.stderr.contains("panicked") {
+        "panicked"
+    } else if run.code != case.code {
+        "wrong exit code"
+    } else if case.code != 0 && errors.len() != 1 {
+        "not exactly one error line"
+    } else if case.code != 0 && !errors[0].contains(&case.fragment) {
+        "fragment missing"
+    } else if errors.first().is_some_and(|e| e.len() > 2000) {
+        "error line longer than 2000 characters"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{}: {problem} (want exit {} and `{}`): exit {}: {}",
+        case.name,
+        case.code,
+        case.fragment,
+        run.code,
+        run.stderr.chars().take(600).collect::<String>()
+    ))
+}
+
+/// Runs every case of `kind` with `run`, asserts each, reports the count.
+fn check(kind: &str, run: impl Fn(&Case, &Path) -> Run) -> usize {
+    let cases = cases(kind);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        let result = run(case, dir.path());
+        failures.extend(judge(case, &result));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    crate::harness::figures(&format!(
+        "corpus: {kind}: {} cases, panics 0, escapes 0",
+        cases.len()
+    ));
+    cases.len()
+}
+
+/// A small build context: a file, a directory.
+fn build_context(dir: &Path) -> PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(ctx.join("dir")).unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    std::fs::write(ctx.join("dir/b.txt"), "b\n").unwrap();
+    ctx
+}
+
+fn build(ctx: &Path, dockerfile: &Path, out: &Path) -> Run {
+    Hoist::new().run([
+        "build".to_string(),
+        ctx.display().to_string(),
+        "-f".into(),
+        dockerfile.display().to_string(),
+        "-o".into(),
+        format!("oci:{}", out.display()),
+    ])
+}
+
+#[test]
+fn dockerfiles() {
+    check("dockerfile", |case, dir| {
+        let ctx = build_context(dir);
+        let file = dir.join("Dockerfile");
+        std::fs::write(&file, &case.input).unwrap();
+        build(&ctx, &file, &dir.join("out"))
+    });
+}
+
+#[test]
+fn references() {
+    check("reference", |case, _| {
+        Hoist::new().run(["inspect", case.input.trim_end_matches('\n')])
+    });
+}
+
+#[test]
+fn dockerignore_files() {
+    check("dockerignore", |case, dir| {
+        let ctx = build_context(dir);
+        std::fs::write(ctx.join(".dockerignore"), &case.input).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+        build(&ctx, &ctx.join("Dockerfile"), &dir.join("out"))
+    });
+}
+
+#[test]
+fn mirror_files() {
+    check("mirror", |case, dir| {
+        let file = dir.join("mirror.yaml");
+        std::fs::write(&file, &case.input).unwrap();
+        Hoist::new().run(["mirror", "-f", &file.display().to_string(), "--dry-run"])
+    });
+}
+
+#[test]
+fn hoist_toml_files() {
+    check("hoist-toml", |case, dir| {
+        std::fs::write(dir.join("hoist.toml"), &case.input).unwrap();
+        Hoist::new().current_dir(dir).run(["ci", "tags"])
+    });
+}
