@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let hint = e.hint();
+            // Errors quote their input; a huge input must not make a huge line.
+            let message = shortened(&e.to_string(), 1000);
             // A gate's or batch's command printed its own result already.
             if json && !matches!(e, hoist::Error::Gate { .. } | hoist::Error::PartlyFailed(_)) {
                 #[derive(serde::Serialize)]
@@ -88,19 +90,33 @@ fn main() -> ExitCode {
                 println!(
                     "{}",
                     cli::json_result(&ErrorOut {
-                        error: e.to_string(),
+                        error: message.clone(),
                         hint: hint.clone(),
                         exit_code: e.exit_code(),
                     })
                 );
             }
-            eprintln!("error: {e}");
+            eprintln!("error: {message}");
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// `text` cut to about `max` characters: its start and its end (where the reason usually is).
+fn shortened(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max * 7 / 10).collect();
+    let tail: String = text.chars().skip(count - max * 2 / 10).collect();
+    format!(
+        "{head}… ({} characters left out) …{tail}",
+        count - head.chars().count() - tail.chars().count()
+    )
 }
 
 /// The first SIGINT or SIGTERM; from then on either signal ends the process at once.

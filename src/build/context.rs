@@ -46,12 +46,22 @@ impl Context {
         for candidate in candidates {
             match std::fs::read_to_string(&candidate) {
                 Ok(text) => {
-                    let bad = |reason: String| Error::Malformed {
-                        what: candidate.display().to_string(),
-                        reason,
+                    // Named with the line of the bad pattern, where it can be found.
+                    let bad = |e: super::ignore::IgnoreError| {
+                        let line = match &e {
+                            super::ignore::IgnoreError::BadPattern { pattern, .. } => text
+                                .lines()
+                                .position(|l| l.contains(pattern.trim_start_matches('!')))
+                                .map(|i| format!(":{}", i + 1)),
+                            super::ignore::IgnoreError::LineTooLong { .. } => None,
+                        };
+                        Error::Malformed {
+                            what: format!("{}{}", candidate.display(), line.unwrap_or_default()),
+                            reason: e.to_string(),
+                        }
                     };
-                    let patterns = parse_ignore_file(&text).map_err(|e| bad(e.to_string()))?;
-                    matcher = Some(PatternMatcher::new(&patterns).map_err(|e| bad(e.to_string()))?);
+                    let patterns = parse_ignore_file(&text).map_err(bad)?;
+                    matcher = Some(PatternMatcher::new(&patterns).map_err(bad)?);
                     ignore_file = Some(candidate);
                     break;
                 }

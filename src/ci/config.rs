@@ -87,30 +87,60 @@ pub fn parse(text: &str, name: &str) -> Result<ProjectConfig> {
         )));
     }
     for template in &config.tags.extra {
-        if let Some(bad) = unknown_placeholder(template) {
+        if let Some(problem) = template_problem(template) {
             return Err(Error::Usage(format!(
-                "{name}:{}: unknown placeholder `{{{bad}}}` in `{template}` (known: {})",
-                line_of(template),
-                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+                "{name}:{}: extra tag `{template}`: {problem}",
+                line_of(template)
             )));
+        }
+    }
+    for (registry, prefixes) in &config.mirrors {
+        let host_ok = crate::reference::RegistryRef::parse(&format!("{registry}/x"))
+            .is_ok_and(|r| r.registry == *registry || registry == "index.docker.io");
+        if !host_ok {
+            return Err(Error::Usage(format!(
+                "{name}:{}: [mirrors] key `{registry}` is not a registry host",
+                line_of(registry)
+            )));
+        }
+        // Prefixes with `$VAR`s are checked once expanded, when used.
+        for prefix in prefixes.iter().filter(|p| !p.contains('$')) {
+            crate::reference::RegistryRef::parse(prefix)
+                .ok()
+                .filter(|r| r.tag.is_none() && r.digest.is_none())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{name}:{}: mirror `{prefix}` for {registry} is not host/path",
+                        line_of(prefix)
+                    ))
+                })?;
         }
     }
     Ok(config)
 }
 
-fn unknown_placeholder(template: &str) -> Option<String> {
+/// What is wrong with an `extra` tag template, if anything: an unknown or unclosed
+/// placeholder, or a tag that is invalid whatever the placeholders become.
+fn template_problem(template: &str) -> Option<String> {
     let mut rest = template;
+    let mut filled = String::new();
     while let Some(start) = rest.find('{') {
         let Some(end) = rest[start..].find('}') else {
-            return Some(rest[start + 1..].to_string());
+            return Some("a `{` is not closed".into());
         };
         let name = &rest[start + 1..start + end];
         if !PLACEHOLDERS.contains(&name) {
-            return Some(name.to_string());
+            return Some(format!(
+                "unknown placeholder `{{{name}}}` (known: {})",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+            ));
         }
+        filled.push_str(&rest[..start]);
+        filled.push('x');
         rest = &rest[start + end + 1..];
     }
-    None
+    filled.push_str(rest);
+    crate::reference::validate_tag(&filled).err()
 }
 
 #[cfg(test)]

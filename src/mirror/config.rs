@@ -135,7 +135,13 @@ pub fn parse(text: &str, name: &str) -> Result<MirrorFile> {
             )));
         }
         let selector = match (image.tags, image.semver, image.regex) {
-            (Some(tags), None, None) if !tags.is_empty() => Selector::Exact(tags),
+            (Some(tags), None, None) if !tags.is_empty() => {
+                for tag in &tags {
+                    crate::reference::validate_tag(tag)
+                        .map_err(|e| Error::Usage(format!("{}: tags: {e}", at(i, "tags"))))?;
+                }
+                Selector::Exact(tags)
+            }
             (None, Some(range), None) => {
                 Selector::Semver(semver::VersionReq::parse(&range).map_err(|e| {
                     Error::Usage(format!("{}: semver range `{range}`: {e}", at(i, "semver")))
@@ -195,6 +201,33 @@ pub fn parse(text: &str, name: &str) -> Result<MirrorFile> {
                 None => default_platforms.clone(),
             },
         });
+    }
+    // Two images writing one tag: the second would silently replace the first.
+    let mut written: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, image) in images.iter().enumerate() {
+        let Selector::Exact(tags) = &image.selector else {
+            continue;
+        };
+        for tag in tags {
+            let names = image
+                .rename
+                .get(tag)
+                .map(|r| r.iter().map(|n| n.replace("{tag}", tag)).collect())
+                .unwrap_or_else(|| vec![tag.clone()]);
+            for written_tag in names {
+                let key = image.target.with_tag(&written_tag).to_string();
+                if let Some(first) = written.insert(key.clone(), i)
+                    && first != i
+                {
+                    return Err(Error::Usage(format!(
+                        "{}: images {} and {} both write {key}: give one a `target:` or `rename:`",
+                        at(i, "source"),
+                        first + 1,
+                        i + 1
+                    )));
+                }
+            }
+        }
     }
     let ecr = raw.ecr.map_or_else(EcrSettings::default, |e| EcrSettings {
         create: e.create,
