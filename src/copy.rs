@@ -29,6 +29,9 @@ use crate::source::{BlobOrigin, Source, platforms_of, select_platform};
 
 /// Blob transfers in flight at once, across all manifests of one copy.
 const PARALLEL_BLOBS: usize = 8;
+/// Indexes inside indexes: real images use one level (two with attestations); a chain
+/// longer than this is hostile.
+const MAX_INDEX_DEPTH: usize = 8;
 
 /// Which platforms of a multi-platform image to copy.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,7 +164,7 @@ pub async fn copy_source(
             let reference = destination_reference(r, source, &top)?;
             let repo = client.repository(r, Access::Push);
             let copier = Copier::new(client, source, Writer::Registry(repo.clone()), &stats);
-            copier.copy_children(&top).await?;
+            copier.copy_children(&top, 0).await?;
             let outcome = repo.put_manifest(&reference, &top).await?;
             let target = if reference.starts_with("sha") || outcome == PutOutcome::Skipped {
                 r.with_digest(top.digest.clone()).to_string()
@@ -194,7 +197,7 @@ pub async fn copy_source(
                 .or_else(|| source.tag().map(str::to_string))
                 .unwrap_or_else(|| "latest".to_string());
             let copier = Copier::new(client, source, Writer::Layout(layout.clone()), &stats);
-            copier.copy_children(&top).await?;
+            copier.copy_children(&top, 0).await?;
             copier.write_manifest(&top).await?;
             layout.set_ref(&name, &top.descriptor())?;
             let target = format!("oci:{}:{name}", l.dir.display());
@@ -320,8 +323,19 @@ impl<'a> Copier<'a> {
     }
 
     /// Copies everything `manifest` refers to (blobs, child manifests), but not the manifest.
-    fn copy_children<'b>(&'b self, manifest: &'b RawManifest) -> BoxFuture<'b, Result<()>> {
+    /// `depth`: how many indexes lead here (bounded: a hostile chain must end).
+    fn copy_children<'b>(
+        &'b self,
+        manifest: &'b RawManifest,
+        depth: usize,
+    ) -> BoxFuture<'b, Result<()>> {
         async move {
+            if depth > MAX_INDEX_DEPTH {
+                return Err(Error::malformed(
+                    format!("manifest {}", manifest.digest),
+                    format!("indexes nest more than {MAX_INDEX_DEPTH} deep"),
+                ));
+            }
             match manifest.parse()? {
                 Parsed::Image(m) => {
                     let blobs = std::iter::once(m.config).chain(m.layers);
@@ -342,7 +356,7 @@ impl<'a> Copier<'a> {
                             );
                         }
                         let child = self.source.manifest(desc).await?;
-                        self.copy_children(&child).await?;
+                        self.copy_children(&child, depth + 1).await?;
                         self.write_manifest(&child).await
                     }))
                     .await?;

@@ -49,13 +49,39 @@ pub struct LayerIndex {
     pub captured: BTreeMap<String, String>,
 }
 
-/// A tar entry name as an absolute, clean path; names that climb out of the root are refused.
+/// Linux's PATH_MAX and NAME_MAX: longer entries could not be unpacked anywhere.
+const MAX_PATH_BYTES: usize = 4096;
+const MAX_NAME_BYTES: usize = 255;
+
+/// A tar entry name as an absolute, clean path; names that climb out of the root, or that
+/// no filesystem could hold (a path over 4096 bytes, a name over 255), are refused.
 pub fn entry_path(raw: &[u8], what: &str) -> Result<String> {
     let name = String::from_utf8_lossy(raw);
-    if name.split('/').any(|c| c == "..") {
-        return Err(Error::malformed(
+    let refuse = |why: String| {
+        let shown: String = name.chars().take(120).collect();
+        let more = if name.chars().count() > 120 {
+            "…"
+        } else {
+            ""
+        };
+        Err(Error::malformed(
             what,
-            format!("entry `{name}` climbs out of the root with `..`"),
+            format!("entry `{shown}{more}` {why}"),
+        ))
+    };
+    if name.split('/').any(|c| c == "..") {
+        return refuse("climbs out of the root with `..`".into());
+    }
+    if raw.len() > MAX_PATH_BYTES {
+        return refuse(format!(
+            "has a path of {} bytes (at most {MAX_PATH_BYTES})",
+            raw.len()
+        ));
+    }
+    if let Some(long) = name.split('/').find(|c| c.len() > MAX_NAME_BYTES) {
+        return refuse(format!(
+            "has a name of {} bytes (at most {MAX_NAME_BYTES})",
+            long.len()
         ));
     }
     Ok(clean_abs(&name))

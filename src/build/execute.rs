@@ -1010,6 +1010,15 @@ impl<'a> Builder<'a> {
                     let target = baseindex::entry_path(link().as_bytes(), &what)?;
                     let target =
                         format!("{}{target}", if root == "/" { "" } else { root.as_str() });
+                    // A link to nothing would make a layer no one can unpack.
+                    if !dst.get(&target).is_some_and(|n| !n.is_dir()) {
+                        return Err(Error::malformed(
+                            &what,
+                            format!(
+                                "entry `{rel}` is a hard link to `{target}`, which is not a file of the image"
+                            ),
+                        ));
+                    }
                     (Kind::Hardlink(target), 0, Content::None)
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {

@@ -32,6 +32,20 @@ impl Layout {
                 what: format!("OCI layout {} (no {LAYOUT_FILE} file)", dir.display()),
             });
         }
+        // Version 1.x is what this reader knows (the spec's only version so far).
+        let version = std::fs::read(&marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["imageLayoutVersion"].as_str().map(str::to_string));
+        if !version.as_deref().is_some_and(|v| v.starts_with("1.")) {
+            return Err(Error::malformed(
+                marker.display().to_string(),
+                format!(
+                    "imageLayoutVersion {}: hoist reads OCI layouts of version 1.x",
+                    version.as_deref().unwrap_or("missing")
+                ),
+            ));
+        }
         Ok(Layout {
             dir: dir.to_path_buf(),
         })
@@ -163,6 +177,18 @@ impl Layout {
             ));
         }
         let path = self.blob_path(&desc.digest);
+        let what = || format!("blob {} in {}", desc.digest, self.dir.display());
+        // The size first: a blob other than described is not read at all.
+        let size = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        if size != desc.size {
+            return Err(Error::SizeMismatch {
+                what: what(),
+                expected: desc.size,
+                actual: size,
+            });
+        }
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         crate::registry::client::verify_digest(
             &desc.digest,

@@ -171,3 +171,47 @@ fn hoist_toml_files() {
         Hoist::new().current_dir(dir).run(["ci", "tags"])
     });
 }
+
+/// Where the hostile archives aim their writes (`../…/tmp/hoist-corpus-escape`, absolute
+/// symlinks to it): it must never appear.
+const ESCAPE: &str = "/tmp/hoist-corpus-escape";
+
+#[test]
+fn hostile_archives_added_to_an_image() {
+    check("tar", |case, dir| {
+        let ctx = build_context(dir);
+        let name = case.input.trim();
+        std::fs::copy(corpus_dir().join("tar").join(name), ctx.join(name)).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM scratch\nADD {name} /x/\n"),
+        )
+        .unwrap();
+        let run = build(&ctx, &ctx.join("Dockerfile"), &dir.join("out"));
+        assert!(
+            !Path::new(ESCAPE).exists(),
+            "{}: wrote outside its root",
+            case.name
+        );
+        run
+    });
+}
+
+#[test]
+fn broken_oci_layouts() {
+    check("layout", |case, dir| {
+        let (verb, name) = case.input.trim().split_once(' ').expect("VERB LAYOUT");
+        let layout = format!(
+            "oci:{}:latest",
+            corpus_dir().join("layout").join(name).display()
+        );
+        match verb {
+            "copy" => Hoist::new().run([
+                "copy".to_string(),
+                layout,
+                format!("oci:{}", dir.join("out").display()),
+            ]),
+            _ => Hoist::new().run(["inspect".to_string(), layout]),
+        }
+    });
+}
