@@ -1011,7 +1011,7 @@ impl<'a> Builder<'a> {
                     let target =
                         format!("{}{target}", if root == "/" { "" } else { root.as_str() });
                     // A link to nothing would make a layer no one can unpack.
-                    if !dst.get(&target).is_some_and(|n| !n.is_dir()) {
+                    if dst.get(&target).is_none_or(|n| n.is_dir()) {
                         return Err(Error::malformed(
                             &what,
                             format!(
