@@ -23,4 +23,7 @@ pub mod sink;
 pub mod source;
 pub mod time;
 
+#[cfg(test)]
+mod proptests;
+
 pub use error::{Error, Result};
