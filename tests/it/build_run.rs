@@ -276,28 +276,6 @@ fn build_tree(
 }
 
 /// Every file under `dir` (recursively) whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if meta.is_file()
-            && std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
-/// Every layer blob of `layout`, decompressed.
 fn layer_bytes(layout: &Path) -> Vec<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
@@ -362,7 +340,7 @@ fn secrets_reach_the_command_and_nothing_else() {
         );
     }
     assert_eq!(
-        files_containing(&dir.path().join("cache"), SECRET.as_bytes()),
+        crate::harness::files_containing(&dir.path().join("cache"), SECRET.as_bytes()),
         Vec::<std::path::PathBuf>::new()
     );
     assert_eq!(read("npmrc-stat").trim(), "440 1000");

@@ -22,4 +22,5 @@ mod multiplatform;
 mod reference_selftest;
 mod reliability;
 mod retries;
+mod secrets;
 mod soak;

@@ -45,6 +45,37 @@ pub fn figures(line: &str) {
     println!("{line}");
 }
 
+/// Files under `dir` holding `needle`, gzip files searched unpacked as well.
+pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    use std::io::Read;
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    let holds = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if meta.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            let mut plain = Vec::new();
+            let unpacked = bytes.starts_with(&[0x1f, 0x8b])
+                && flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut plain)
+                    .is_ok();
+            if holds(&bytes) || (unpacked && holds(&plain)) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
