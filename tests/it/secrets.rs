@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::harness::aws::{ECR_HOST, TEST_ACCESS_KEY, TEST_SECRET_KEY, ecr, gitlab_id_token, now};
 use crate::harness::files_containing;
-use crate::harness::registry::{Auth, Hoist, Registry, Run, example_layout};
+use crate::harness::registry::{Auth, Registry, Run, example_layout};
 
 const USER: &str = "leaktest";
 const PASSWORD: &str = "Reg1stry-Pa55word-c0ffee";
