@@ -59,9 +59,12 @@ fn main() -> ExitCode {
         }
     };
     let finished = runtime.block_on(async {
+        // Installed before the command starts: its spawned uploads may run before the
+        // command's own future yields for the first time.
+        let interrupted = interrupted();
         tokio::select! {
             result = cli::run(cli, reporter) => Some(result),
-            () = interrupted() => None,
+            () = interrupted => None,
         }
     });
     let Some(result) = finished else {
@@ -119,23 +122,25 @@ fn shortened(text: &str, max: usize) -> String {
     )
 }
 
-/// The first SIGINT or SIGTERM; from then on either signal ends the process at once.
-async fn interrupted() {
+/// The first SIGINT or SIGTERM; from then on either signal ends the process at once. The
+/// handlers are installed when this is called, not when the future is first polled.
+fn interrupted() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    // SAFETY: restoring the default action of two signals; no handler of ours runs after.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    let signals = signal(SignalKind::interrupt())
+        .and_then(|int| signal(SignalKind::terminate()).map(|term| (int, term)));
+    async move {
+        let Ok((mut int, mut term)) = signals else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        // SAFETY: restoring the default action of two signals; no handler of ours runs after.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        }
     }
 }
 

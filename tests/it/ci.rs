@@ -52,7 +52,8 @@ fn tag_names(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn git(dir: &Path, args: &[&str]) {
+/// git with a fixed identity and dates.
+pub fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
         .args(args)

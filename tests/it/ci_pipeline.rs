@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+use crate::ci::git;
 use crate::harness::aws::{ECR_HOST, TEST_ACCESS_KEY, TEST_SECRET_KEY, ecr, gitlab_id_token, now};
 use crate::harness::ecs_script::{ScriptedEcs, Step};
 use crate::harness::registry::{seed_example, shared, skopeo_inspect};
@@ -34,20 +35,6 @@ fn gitlab_ci_local() -> PathBuf {
     venv.parent()
         .unwrap()
         .join("gitlab-ci-local/node_modules/.bin/gitlab-ci-local")
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A cluster with service `api` running container `app`.

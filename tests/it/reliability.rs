@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::harness::registry::{Hoist, Run, shared, skopeo_raw};
+use crate::harness::registry::{Hoist, Run, complete, shared, skopeo_raw};
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -169,19 +169,6 @@ fn cache_prune_removes_the_least_recently_used_first_and_by_age() {
     hoist(&cache)
         .run(["cache", "prune"])
         .fails_with(1, "--max-size");
-}
-
-/// Every blob an image (or index) at `reference` names can be fetched: copies it whole.
-fn complete(reference: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    std::process::Command::new("skopeo")
-        .args(["copy", "--all", "--src-tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .arg(format!("oci:{}:x", dir.path().display()))
-        .output()
-        .unwrap()
-        .status
-        .success()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::harness::proxy::FaultProxy;
 use crate::harness::registry::{
-    Hoist, Run, example_layout, other, seed_example, sha256_hex, shared, skopeo_raw,
+    Hoist, Run, complete, example_layout, other, seed_example, sha256_hex, shared, skopeo_raw,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -94,17 +94,7 @@ fn incomplete_tags(registry: &str, repository: &str) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|t| format!("{registry}/{repository}:{}", t.as_str().unwrap()))
-        .filter(|reference| {
-            let dir = tempfile::tempdir().unwrap();
-            !std::process::Command::new("skopeo")
-                .args(["copy", "--all", "--src-tls-verify=false"])
-                .arg(format!("docker://{reference}"))
-                .arg(format!("oci:{}:x", dir.path().display()))
-                .output()
-                .unwrap()
-                .status
-                .success()
-        })
+        .filter(|reference| !complete(reference))
         .collect()
 }
 

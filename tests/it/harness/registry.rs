@@ -154,6 +154,20 @@ pub fn skopeo_raw(reference: &str, creds: Option<&str>) -> Option<Vec<u8>> {
     skopeo_inspect(reference, creds, &["--raw"])
 }
 
+/// Whether every blob the image (or index) at `reference` names can be fetched: skopeo
+/// copies it whole.
+pub fn complete(reference: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:x", dir.path().display()))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 pub fn skopeo_inspect(reference: &str, creds: Option<&str>, flags: &[&str]) -> Option<Vec<u8>> {
     let transport_ref = if reference.starts_with("oci:") || reference.starts_with("docker-archive:")
     {
