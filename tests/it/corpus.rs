@@ -215,3 +215,50 @@ fn broken_oci_layouts() {
         }
     });
 }
+
+/// A registry that answers `/v2/` with 200 and everything else with `response` (the case's
+/// status line, headers, a blank line and a body; Content-Length added when missing).
+fn raw_registry(response: &str) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let (head, body) = response.split_once("\n\n").unwrap_or((response, ""));
+    let mut answer = head.replace('\n', "\r\n");
+    if !head.to_ascii_lowercase().contains("content-length") {
+        answer.push_str(&format!("\r\nContent-Length: {}", body.len()));
+    }
+    answer.push_str("\r\nConnection: close\r\n\r\n");
+    let mut bytes = answer.into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            let _ = if first.starts_with("GET /v2/ ") || first.starts_with("HEAD /v2/ ") {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            } else {
+                stream.write_all(&bytes)
+            };
+        }
+    });
+    addr
+}
+
+#[test]
+fn registry_answers() {
+    check("registry", |case, _| {
+        let addr = raw_registry(&case.input);
+        Hoist::new()
+            .env("HOIST_RETRY_ATTEMPTS", "2")
+            .run(["inspect", &format!("{addr}/corpus/app:1")])
+    });
+}
