@@ -168,6 +168,38 @@ fn no_secret_shows_up_in_output_layers_cache_or_files() {
         hoist().run(["-vv", "mirror", "-f", &mirror.display().to_string()]),
     );
 
+    record(
+        "manifest merge",
+        hoist().run([
+            "-vv",
+            "manifest",
+            "merge",
+            "-t",
+            &format!("{app}:merged"),
+            &format!("{app}:1"),
+        ]),
+    );
+    record(
+        "ecr scan",
+        hoist().env("HOIST_ECR_SCAN_POLL_MS", "50").run([
+            "-vv",
+            "ecr",
+            "scan",
+            &format!("{ECR_HOST}/leak/app:keys"),
+            "--wait",
+        ]),
+    );
+    record(
+        "ci tags",
+        hoist()
+            .env("GITLAB_CI", "true")
+            .env("CI_COMMIT_SHA", "0123456789abcdef0123456789abcdef01234567")
+            .env("CI_COMMIT_BRANCH", "main")
+            .env("CI_DEFAULT_BRANCH", "main")
+            .env("CI_JOB_TOKEN", PASSWORD)
+            .run(["-vv", "ci", "tags", "-t", &app]),
+    );
+    record("cache verify", hoist().run(["-vv", "cache", "verify"]));
     let mut leaks = Vec::new();
     for (what, run) in &runs {
         for (name, secret) in &secrets {
