@@ -197,14 +197,61 @@ fn hostile_archives_added_to_an_image() {
     });
 }
 
+/// Layouts too big to keep in the repository, made when a case names them (`@name`): a
+/// config over 8 MiB and an index over 4 MiB, each otherwise valid.
+fn generated_layout(name: &str, dir: &Path) -> PathBuf {
+    let root = dir.join("layout");
+    let blobs = root.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = crate::harness::registry::sha256_hex(bytes);
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        serde_json::json!({"digest": format!("sha256:{hex}"), "size": bytes.len()})
+    };
+    let pad = "x".repeat(9 << 20);
+    let (media_type, top) = match name {
+        "@big-config" => {
+            let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+                "config": {"Labels": {"pad": pad}}, "rootfs": {"type": "layers", "diff_ids": []}});
+            let mut config_desc = put(config.to_string().as_bytes());
+            config_desc["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
+            let manifest = serde_json::json!({"schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config_desc, "layers": []});
+            (
+                "application/vnd.oci.image.manifest.v1+json",
+                manifest.to_string(),
+            )
+        }
+        _ => (
+            "application/vnd.oci.image.index.v1+json",
+            serde_json::json!({"schemaVersion": 2, "manifests": [],
+                "annotations": {"pad": pad}})
+            .to_string(),
+        ),
+    };
+    let mut top_desc = put(top.as_bytes());
+    top_desc["mediaType"] = media_type.into();
+    top_desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "latest"});
+    std::fs::write(
+        root.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [top_desc]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    root
+}
+
 #[test]
 fn broken_oci_layouts() {
     check("layout", |case, dir| {
         let (verb, name) = case.input.trim().split_once(' ').expect("VERB LAYOUT");
-        let layout = format!(
-            "oci:{}:latest",
-            corpus_dir().join("layout").join(name).display()
-        );
+        let path = if name.starts_with('@') {
+            generated_layout(name, dir)
+        } else {
+            corpus_dir().join("layout").join(name)
+        };
+        let layout = format!("oci:{}:latest", path.display());
         match verb {
             "copy" => Hoist::new().run([
                 "copy".to_string(),
