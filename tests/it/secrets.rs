@@ -200,6 +200,34 @@ fn no_secret_shows_up_in_output_layers_cache_or_files() {
             .run(["-vv", "ci", "tags", "-t", &app]),
     );
     record("cache verify", hoist().run(["-vv", "cache", "verify"]));
+    let moto = &env.moto;
+    moto.ecs_blocking("CreateCluster", json!({"clusterName": "leak"}))
+        .unwrap();
+    moto.ecs_blocking(
+        "RegisterTaskDefinition",
+        json!({"family": "leak-app", "containerDefinitions": [{"name": "app", "image": "nginx:1", "memory": 64}]}),
+    )
+    .unwrap();
+    moto.ecs_blocking(
+        "CreateService",
+        json!({"cluster": "leak", "serviceName": "api", "taskDefinition": "leak-app", "desiredCount": 1}),
+    )
+    .unwrap();
+    record(
+        "deploy ecs",
+        hoist().run([
+            "-vv".to_string(),
+            "deploy".into(),
+            "ecs".into(),
+            "--cluster".into(),
+            "leak".into(),
+            "--service".into(),
+            "api".into(),
+            "--image".into(),
+            format!("{ECR_HOST}/leak/app:keys"),
+            "--force".into(),
+        ]),
+    );
     let mut leaks = Vec::new();
     for (what, run) in &runs {
         for (name, secret) in &secrets {
