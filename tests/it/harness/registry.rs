@@ -362,7 +362,31 @@ impl Hoist {
             stdin.write_all(input).unwrap();
         }
         drop(stdin);
-        Run::from(child.wait_with_output().unwrap())
+        // A hang fails the test instead of hanging the suite (HOIST_TEST_RUN_TIMEOUT_S).
+        let limit = std::time::Duration::from_secs(
+            std::env::var("HOIST_TEST_RUN_TIMEOUT_S")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(300),
+        );
+        let pid = child.id() as i32;
+        let (finished, wait) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            let hung = wait.recv_timeout(limit).is_err();
+            if hung {
+                // SAFETY: kill(2) on our child, which has not been reaped (wait is pending).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            hung
+        });
+        let output = child.wait_with_output().unwrap();
+        let _ = finished.send(());
+        assert!(
+            !watchdog.join().unwrap(),
+            "hoist ran longer than {limit:?} and was killed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Run::from(output)
     }
 }
 
