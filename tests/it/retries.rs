@@ -15,6 +15,15 @@ fn rule(method: &str, path: &str, times: u32, action: Action) -> Rule {
     }
 }
 
+/// `hoist copy` of the example image to `target`.
+fn copy_example(target: &str) -> crate::harness::registry::Run {
+    Hoist::new().run([
+        "copy",
+        &format!("oci:{}:latest", example_layout().display()),
+        target,
+    ])
+}
+
 #[test]
 fn transient_faults_are_retried_and_the_copy_completes() {
     let proxy = FaultProxy::start(shared().addr);
@@ -47,13 +56,7 @@ fn transient_faults_are_retried_and_the_copy_completes() {
         },
     ));
     let target = format!("{}/retry/target:v1", proxy.addr);
-    Hoist::new()
-        .run([
-            "copy",
-            &format!("oci:{}:latest", example_layout().display()),
-            &target,
-        ])
-        .ok();
+    copy_example(&target).ok();
     let faults = proxy.log().iter().filter(|r| r.fault).count();
     assert_eq!(
         faults,
@@ -139,13 +142,7 @@ fn a_manifest_put_answered_digest_invalid_is_asked_again() {
         },
     ));
     let target = format!("{}/retry/raced:v1", proxy.addr);
-    Hoist::new()
-        .run([
-            "copy",
-            &format!("oci:{}:latest", example_layout().display()),
-            &target,
-        ])
-        .ok();
+    copy_example(&target).ok();
     // The refused manifest was put again and stored.
     let log = proxy.log();
     let refused = log.iter().find(|r| r.fault).expect("the fault was hit");
@@ -165,13 +162,7 @@ fn a_plain_http_registry_that_drops_the_first_ping_is_still_plain_http() {
     let proxy = FaultProxy::start(shared().addr);
     proxy.add_rule(rule("GET", "/v2/", 1, Action::Reset));
     let target = format!("{}/retry/first-ping:v1", proxy.addr);
-    Hoist::new()
-        .run([
-            "copy",
-            &format!("oci:{}:latest", example_layout().display()),
-            &target,
-        ])
-        .ok();
+    copy_example(&target).ok();
     assert!(skopeo_raw(&format!("{}/retry/first-ping:v1", shared().host), None).is_some());
 }
 
