@@ -428,8 +428,10 @@ fn big_blobs_go_up_in_parts_and_a_cut_part_resumes_where_the_registry_stands() {
             .any(|r| r.method == "GET" && r.path.contains("/blobs/uploads/")),
         "{log:#?}"
     );
+    // At most the cut-off bytes and that one part again (distribution may drop what a cut
+    // PATCH carried), never the whole 5 MiB.
     assert!(
-        proxy.uploaded_bytes() < clean.uploaded_bytes() + (1 << 20),
+        proxy.uploaded_bytes() <= clean.uploaded_bytes() + 300_000 + (1 << 20),
         "{} bytes sent, {} without the fault",
         proxy.uploaded_bytes(),
         clean.uploaded_bytes()
