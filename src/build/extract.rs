@@ -531,7 +531,8 @@ fn lchown(path: &Path, uid: u64, gid: u64) -> Result<()> {
 fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
     let c = c_path(path)?;
     let time = libc::timespec {
-        tv_sec: mtime as libc::time_t,
+        // `as _`: time_t is deprecated by name on musl (it becomes 64-bit there).
+        tv_sec: mtime as _,
         tv_nsec: 0,
     };
     let times = [time, time];
