@@ -113,6 +113,23 @@ pub(crate) struct CachedLayer {
     pub(crate) diff_id: Digest,
 }
 
+impl CachedLayer {
+    /// The record at `path`, if it parses.
+    pub(crate) fn read(path: &Path) -> Option<CachedLayer> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Its blob in the cache under `root`, if there at the recorded size: a blob missing
+    /// or of another size (pruned, damaged) makes the record stale, never used.
+    pub(crate) fn blob(&self, root: &Path) -> Option<PathBuf> {
+        let path = root
+            .join("blobs")
+            .join("sha256")
+            .join(self.descriptor.digest.hex());
+        (std::fs::metadata(&path).ok()?.len() == self.descriptor.size).then_some(path)
+    }
+}
+
 /// A cached layer: on local disk, or in a registry or layout imported with `--cache-from`.
 pub enum Hit {
     Local(BuiltLayer),
@@ -306,16 +323,8 @@ impl Cache {
 
     fn lookup_local(&self, key: &Digest) -> Option<BuiltLayer> {
         let root = self.root.as_ref()?;
-        let bytes = std::fs::read(root.join("layers").join(format!("{}.json", key.hex()))).ok()?;
-        let cached: CachedLayer = serde_json::from_slice(&bytes).ok()?;
-        let path = root
-            .join("blobs")
-            .join("sha256")
-            .join(cached.descriptor.digest.hex());
-        // A blob missing or of the wrong size (pruned, damaged) is a miss, never used.
-        if std::fs::metadata(&path).ok()?.len() != cached.descriptor.size {
-            return None;
-        }
+        let cached = CachedLayer::read(&root.join("layers").join(format!("{}.json", key.hex())))?;
+        let path = cached.blob(root)?;
         crate::fsutil::touch(&path);
         Some(BuiltLayer {
             descriptor: cached.descriptor,

@@ -49,30 +49,7 @@ pub fn verify(root: &Path) -> Result<VerifyReport> {
             remove(&path)?;
         }
     }
-    for path in entries(&root.join("layers"))? {
-        if leftover(&path, &mut report)? {
-            continue;
-        }
-        report.layer_records += 1;
-        let record = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<CachedLayer>(&bytes).ok());
-        match record {
-            None => {
-                report
-                    .corrupt
-                    .push(format!("layer record {}", file_name(&path)));
-                remove(&path)?;
-            }
-            Some(record) => {
-                let blob = blobs.join(record.descriptor.digest.hex());
-                if std::fs::metadata(&blob).map(|m| m.len()).ok() != Some(record.descriptor.size) {
-                    report.stale += 1;
-                    remove(&path)?;
-                }
-            }
-        }
-    }
+    check_records(root, &mut report)?;
     for path in entries(&root.join("index"))? {
         if leftover(&path, &mut report)? {
             continue;
@@ -174,20 +151,31 @@ pub fn prune(
             report.kept_bytes += entry.bytes;
         }
     }
-    verify_records(root)?;
+    // Records whose blob just went are stale now.
+    check_records(root, &mut VerifyReport::default())?;
     Ok(report)
 }
 
-/// Layer records whose blob is gone are removed (a cheap part of verify: no hashing).
-fn verify_records(root: &Path) -> Result<()> {
-    let blobs = root.join("blobs").join("sha256");
+/// Layer records: one that does not parse is corrupt, one whose blob is gone or of another
+/// size is stale; both are removed (no hashing: cheap enough for prune too).
+fn check_records(root: &Path, report: &mut VerifyReport) -> Result<()> {
     for path in entries(&root.join("layers"))? {
-        let keep = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<CachedLayer>(&bytes).ok())
-            .is_some_and(|r| blobs.join(r.descriptor.digest.hex()).exists());
-        if !keep {
-            remove(&path)?;
+        if leftover(&path, report)? {
+            continue;
+        }
+        report.layer_records += 1;
+        match CachedLayer::read(&path) {
+            None => {
+                report
+                    .corrupt
+                    .push(format!("layer record {}", file_name(&path)));
+                remove(&path)?;
+            }
+            Some(record) if record.blob(root).is_none() => {
+                report.stale += 1;
+                remove(&path)?;
+            }
+            Some(_) => {}
         }
     }
     Ok(())
