@@ -236,9 +236,7 @@ fn push_release(version: &str, repo: &str, content: &str) -> Run {
 }
 
 fn digest_of(reference: &str) -> String {
-    let raw = skopeo_inspect(reference, None, &[]).expect("tag exists");
-    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    v["Digest"].as_str().unwrap().to_string()
+    crate::harness::registry::manifest_digest(reference, None).expect("tag exists")
 }
 
 #[test]

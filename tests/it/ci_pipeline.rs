@@ -246,9 +246,8 @@ fn tags(repository: &str) -> Vec<String> {
 fn digest_of(repository: &str, tag: &str) -> String {
     let reference = format!("{}/{repository}:{tag}", ecr().shim);
     let creds = format!("AWS:{}", ecr().password());
-    let digest = skopeo_inspect(&reference, Some(&creds), &["--format", "{{.Digest}}"])
-        .unwrap_or_else(|| panic!("{reference} exists"));
-    String::from_utf8(digest).unwrap().trim().to_string()
+    crate::harness::registry::manifest_digest(&reference, Some(&creds))
+        .unwrap_or_else(|| panic!("{reference} exists"))
 }
 
 /// The dotenv the `build` job handed on, as gitlab-ci-local keeps it.

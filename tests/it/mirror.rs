@@ -19,10 +19,7 @@ fn mirror(file: &std::path::Path, extra: &[&str]) -> Run {
 }
 
 fn digest_of(reference: &str) -> String {
-    format!(
-        "sha256:{}",
-        crate::harness::registry::sha256_hex(&skopeo_raw(reference, None).unwrap())
-    )
+    crate::harness::registry::manifest_digest(reference, None).expect("the tag exists")
 }
 
 #[test]

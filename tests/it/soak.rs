@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::harness::proxy::FaultProxy;
 use crate::harness::registry::{
-    Hoist, Run, complete, example_layout, other, seed_example, sha256_hex, shared, skopeo_raw,
+    Hoist, Run, complete, example_layout, manifest_digest, other, seed_example, shared,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -64,18 +64,15 @@ impl Soak {
 /// The digest a successful run made: its JSON's, or (mirror) what the target tag names.
 fn digest_of_run(operation: Operation, run: &Run) -> String {
     match operation {
-        Operation::Mirror => manifest_digest(&format!("{}/soak/mirrored:latest", other().host)),
+        Operation::Mirror => {
+            manifest_digest(&format!("{}/soak/mirrored:latest", other().host), None)
+                .unwrap_or_default()
+        }
         _ => run.json()["digest"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
     }
-}
-
-fn manifest_digest(reference: &str) -> String {
-    skopeo_raw(reference, None)
-        .map(|raw| format!("sha256:{}", sha256_hex(&raw)))
-        .unwrap_or_default()
 }
 
 /// Tags of `repository` in `registry` whose image (or index) names a blob the registry lacks.

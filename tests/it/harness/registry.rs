@@ -154,6 +154,11 @@ pub fn skopeo_raw(reference: &str, creds: Option<&str>) -> Option<Vec<u8>> {
     skopeo_inspect(reference, creds, &["--raw"])
 }
 
+/// The digest of the manifest at `reference` (its bytes as skopeo reads them), if it exists.
+pub fn manifest_digest(reference: &str, creds: Option<&str>) -> Option<String> {
+    skopeo_inspect(reference, creds, &["--raw"]).map(|raw| format!("sha256:{}", sha256_hex(&raw)))
+}
+
 /// Whether every blob the image (or index) at `reference` names can be fetched: skopeo
 /// copies it whole.
 pub fn complete(reference: &str) -> bool {
