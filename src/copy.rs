@@ -542,6 +542,7 @@ async fn upload_in_parts(
     let mut session = session;
     let mut start = 0u64;
     let mut failures = 0u32;
+    let started = std::time::Instant::now();
     loop {
         let len = part_size.min(desc.size - start);
         let part = source.read_part(desc, start, len).await?;
@@ -570,21 +571,9 @@ async fn upload_in_parts(
             Err(error) => return Err(error),
         };
         failures += 1;
-        if failures >= policy.max_attempts {
-            return Err(Error::RetriesExhausted {
-                url: what.to_string(),
-                attempts: failures,
-                last: error.to_string(),
-            });
-        }
-        let delay = policy.delay(failures);
-        client.reporter().report(Event::Retrying {
-            what: what.to_string(),
-            attempt: failures,
-            delay,
-            reason: format!("{error}; resuming from the registry's upload state"),
-        });
-        tokio::time::sleep(delay).await;
+        policy
+            .back_off(what, client.reporter(), started, failures, error, None)
+            .await?;
         if last && repo.has_blob(&desc.digest).await? {
             // The closing PUT went through; its answer was lost.
             return Ok(());

@@ -74,28 +74,45 @@ impl RetryPolicy {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (error, retry_after) = match op().await {
+            match op().await {
                 Ok(value) => return Ok(value),
                 Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry { error, after }) => (error, after),
-            };
-            let delay = retry_after.unwrap_or_else(|| self.delay(attempt));
-            if attempt >= self.max_attempts || start.elapsed() + delay > self.max_elapsed {
-                return Err(Error::RetriesExhausted {
-                    url: what.to_string(),
-                    attempts: attempt,
-                    last: error.to_string(),
-                });
+                Err(Attempt::Retry { error, after }) => {
+                    self.back_off(what, reporter, start, attempt, error, after)
+                        .await?
+                }
             }
-            reporter.report(Event::Retrying {
-                what: what.to_string(),
-                attempt,
-                delay,
-                reason: error.to_string(),
-            });
-            tracing::debug!(what, attempt, ?delay, %error, "retrying");
-            tokio::time::sleep(delay).await;
         }
+    }
+
+    /// After failed attempt number `attempt` of work begun at `start`: waits the backoff (or
+    /// the server's `after`), saying so, or gives up when the attempts or the time are spent.
+    pub async fn back_off(
+        &self,
+        what: &str,
+        reporter: &Arc<dyn Reporter>,
+        start: Instant,
+        attempt: u32,
+        error: Error,
+        after: Option<Duration>,
+    ) -> Result<()> {
+        let delay = after.unwrap_or_else(|| self.delay(attempt));
+        if attempt >= self.max_attempts || start.elapsed() + delay > self.max_elapsed {
+            return Err(Error::RetriesExhausted {
+                url: what.to_string(),
+                attempts: attempt,
+                last: error.to_string(),
+            });
+        }
+        reporter.report(Event::Retrying {
+            what: what.to_string(),
+            attempt,
+            delay,
+            reason: error.to_string(),
+        });
+        tracing::debug!(what, attempt, ?delay, %error, "retrying");
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 }
 
