@@ -54,6 +54,10 @@ pub enum Error {
     #[error("{url}: {detail}")]
     Network { url: String, detail: String },
 
+    /// The server's TLS certificate does not chain to a CA hoist trusts; `url` is redacted.
+    #[error("{url}: the server's TLS certificate is not trusted ({detail})")]
+    Untrusted { url: String, detail: String },
+
     #[error("{url}: gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
         url: String,
@@ -113,6 +117,40 @@ pub enum Error {
 
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What to do about a TLS certificate hoist does not trust.
+pub const TRUST_HINT: &str = "hoist trusts the CA roots in SSL_CERT_FILE/SSL_CERT_DIR or the system bundle (/etc/ssl/certs/ca-certificates.crt): install ca-certificates, or add your CA to that bundle";
+
+/// Each error of a chain once, joined by `: ` (wrappers often repeat their source's text).
+pub fn described_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The certificate error (`invalid peer certificate: UnknownIssuer`) somewhere in a chain of
+/// HTTP client errors, if the failure was an untrusted server certificate.
+pub fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>()
+    {
+        return Some(tls.to_string());
+    }
+    // An io error's `source` skips the error it wraps (rustls's travel so): look inside.
+    let wrapped = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    wrapped
+        .and_then(untrusted_certificate)
+        .or_else(|| error.source().and_then(untrusted_certificate))
 }
 
 impl Error {
@@ -212,6 +250,9 @@ impl Error {
             Error::Network { .. } => {
                 "check that the registry address is right and reachable (HOIST_REGISTRY_ENDPOINTS maps a host to another endpoint)".into()
             }
+            Error::Untrusted { .. } => format!(
+                "{TRUST_HINT}; a registry without a valid certificate can be named in HOIST_INSECURE_REGISTRIES"
+            ),
             Error::RetriesExhausted { .. } => {
                 "the registry kept failing; retry later (HOIST_RETRY_MAX_ELAPSED_MS raises the time spent retrying)".into()
             }
@@ -235,5 +276,35 @@ impl Error {
                 return None;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untrusted_certificate_is_found_inside_nested_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let outer = std::io::Error::other(inner);
+        assert_eq!(
+            untrusted_certificate(&outer).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(untrusted_certificate(&refused), None);
+    }
+
+    #[test]
+    fn a_described_chain_names_each_error_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("dispatch failure: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let chain = Repeats(std::io::Error::other("connection reset"));
+        assert_eq!(
+            described_chain(&chain),
+            "dispatch failure: connection reset"
+        );
     }
 }

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_sdk_ecr::config::SharedHttpClient;
 use aws_sdk_ecr::error::DisplayErrorContext;
 
 use super::AwsSettings;
@@ -23,6 +25,38 @@ const TOKEN_VARS: [&str; 3] = ["AWS_ID_TOKEN", "GITLAB_OIDC_TOKEN", "CI_JOB_JWT_
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The SDK's HTTPS client as its default one (rustls with aws-lc, the system's CA roots,
+/// HTTP(S)_PROXY from the environment), except that with no CA roots at all (a bare
+/// `FROM scratch` job image) it trusts none instead of tripping the SDK's assertion that some
+/// were found: its calls then fail with a certificate error, which says what to install.
+fn http_client() -> SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+    static CLIENT: std::sync::OnceLock<SharedHttpClient> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let has_roots = !rustls_native_certs::load_native_certs().certs.is_empty();
+            let context = TlsContext::builder()
+                .with_trust_store(TrustStore::empty().with_native_roots(has_roots))
+                .build()
+                .expect("a trust store without custom certificates is valid");
+            Builder::new().build_with_connector_fn(move |settings, components| {
+                let mut connector = ConnectorBuilder::default()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context.clone());
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                connector.build()
+            })
+        })
+        .clone()
 }
 
 /// The SDK config for `region` with credentials resolved once now, so that missing or broken
@@ -38,6 +72,7 @@ pub async fn load(
         Some(provider) => SharedCredentialsProvider::new(provider),
         None => SharedCredentialsProvider::new(
             DefaultCredentialsChain::builder()
+                .configure(ProviderConfig::default().with_http_client(http_client()))
                 .region(region.clone())
                 .build()
                 .await,
@@ -54,6 +89,7 @@ pub async fn load(
         inner: provider,
     };
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .region(region)
         .credentials_provider(primed)
         .load()
@@ -246,6 +282,7 @@ impl EnvWebIdentity {
         })?;
         // AssumeRoleWithWebIdentity is an unsigned call: no credentials needed.
         let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
             .region(self.region.clone())
             .no_credentials()
             .load()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ecr::error::ProvideErrorMetadata;
 
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
@@ -121,8 +121,16 @@ where
     let call = format!("{service} {operation} ({region})");
     let Some(code) = err.code().map(str::to_string) else {
         // No service answer: connection, credentials or timeout trouble.
+        if let Some(detail) = crate::error::untrusted_certificate(&err) {
+            return Error::Aws {
+                message: format!(
+                    "{call}: the endpoint's TLS certificate is not trusted ({detail})"
+                ),
+                hint: Some(crate::error::TRUST_HINT.into()),
+            };
+        }
         return Error::Aws {
-            message: format!("{call}: {}", DisplayErrorContext(&err)),
+            message: format!("{call}: {}", crate::error::described_chain(&err)),
             hint: Some(
                 "check network access to AWS (AWS_ENDPOINT_URL overrides the endpoint)".into(),
             ),

@@ -84,6 +84,13 @@ pub struct InitArgs {
     /// A mirror job (`hoist mirror -f FILE`) on scheduled pipelines.
     #[arg(long, value_name = "FILE")]
     pub mirror: Option<String>,
+    /// A release job on version tags (vX.Y.Z) running this command with the build jobs'
+    /// credentials, e.g. `scripts/release -t "$IMAGE_REPOSITORY"`.
+    #[arg(long, value_name = "COMMAND")]
+    pub release: Option<String>,
+    /// The release job's image (default: the job image).
+    #[arg(long, value_name = "IMAGE", requires = "release")]
+    pub release_image: Option<String>,
     /// Deploy jobs: CLUSTER/SERVICE (one for all environments, or one per environment).
     #[arg(long = "deploy-ecs", value_name = "CLUSTER/SERVICE")]
     pub deploy_ecs: Vec<String>,
@@ -364,6 +371,8 @@ fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         scan_fail_on: args.scan_fail_on.clone(),
         scan_allow_failure: args.scan_allow_failure,
         mirror: args.mirror.clone(),
+        release: args.release.clone(),
+        release_image: args.release_image.clone(),
     };
     if !matches!(args.ci, CiName::Gitlab) && (args.push_mr || !args.scan_fail_on.is_empty()) {
         return Err(Error::Usage(

@@ -137,6 +137,12 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 fn network_error(url: &Url, e: &reqwest::Error) -> Error {
+    if let Some(detail) = crate::error::untrusted_certificate(e) {
+        return Error::Untrusted {
+            url: redact_url(url),
+            detail,
+        };
+    }
     // reqwest's own message names the URL with its query; ours is redacted.
     let mut detail = e.without_url_ref().to_string();
     let mut source = std::error::Error::source(e);

@@ -697,22 +697,12 @@ fn without_user_namespaces_or_root_run_says_what_each_mode_needs() {
         .fails_with(1, "hoist is not root, and not root of a user namespace");
 }
 
-/// The job image of an unprivileged Docker executor: this test build of hoist (dynamically
-/// linked) with the libraries `ldd` lists at their paths, and /tmp. Imported once.
+/// The job image of an unprivileged Docker executor: this test build of hoist (static, see
+/// scripts/test) and /tmp. Imported once.
 fn hoist_job_image() -> &'static str {
     static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     IMAGE.get_or_init(|| {
         let hoist = env!("CARGO_BIN_EXE_hoist");
-        let ldd = std::process::Command::new("ldd")
-            .arg(hoist)
-            .output()
-            .unwrap();
-        assert!(ldd.status.success());
-        let libraries: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-            .map(str::to_string)
-            .collect();
         let mut tar = tar::Builder::new(Vec::new());
         let mut add = |path: &str, bytes: &[u8], mode: u32| {
             let mut header = tar::Header::new_gnu();
@@ -723,9 +713,6 @@ fn hoist_job_image() -> &'static str {
                 .unwrap();
         };
         add("/hoist/hoist", &std::fs::read(hoist).unwrap(), 0o755);
-        for library in &libraries {
-            add(library, &std::fs::read(library).unwrap(), 0o755);
-        }
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o1777);

@@ -511,6 +511,10 @@ fn ci_init_writes_pipelines_the_official_schemas_accept() {
             "saas-linux-small-amd64,saas-linux-small-arm64",
             "--mirror",
             "ci/mirror.yaml",
+            "--release",
+            "scripts/release -t \"$IMAGE_REPOSITORY\": all # of it",
+            "--release-image",
+            "rust:1.95-bookworm",
             "--deploy-ecs",
             "c/s",
             "--environments",
@@ -604,6 +608,21 @@ fn ci_init_writes_pipelines_the_official_schemas_accept() {
                 !text.contains("dind") && !text.contains("privileged: true"),
                 "{text}"
             );
+            // The release command comes back from the YAML as given (quotes, `: `, ` #`).
+            if let Some(at) = options.iter().position(|o| *o == "--release") {
+                let yaml: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+                let (script, image) = if ci == "gitlab" {
+                    (&yaml["release"]["script"][0], &yaml["release"]["image"])
+                } else {
+                    let job = &yaml["jobs"]["release"];
+                    (
+                        &job["steps"][job["steps"].as_array().unwrap().len() - 1]["run"],
+                        &job["container"],
+                    )
+                };
+                assert_eq!(script, options[at + 1], "{text}");
+                assert_eq!(image, "rust:1.95-bookworm", "{text}");
+            }
         }
     }
 }
@@ -658,7 +677,11 @@ fn ci_init_refuses_unknown_names_conflicts_and_overwriting() {
         "--mirror",
         "mirror.yaml",
     ])
-    .fails_with(1, "--native-runners and --mirror are for gitlab and github");
+    .fails_with(
+        1,
+        "--native-runners, --mirror and --release are for gitlab and github",
+    );
+    init(&["gitlab", "--release-image", "rust:1"]).fails_with(1, "--release <COMMAND>");
     init(&["gitlab"]).ok();
     init(&["gitlab"]).fails_with(1, ".gitlab-ci.yml exists: pass --force");
     init(&["gitlab", "--force"]).ok();

@@ -86,6 +86,10 @@ fn project(init: &[&str]) -> (tempfile::TempDir, Value) {
     let dir = crate::harness::context(&[
         ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
         ("hello.txt", "hello from the pipeline\n"),
+        (
+            "release.sh",
+            "set -e\nhoist build . -t \"$1:$CI_COMMIT_TAG-release\" --push\n",
+        ),
     ]);
     git(dir.path(), &["init", "-q", "-b", "main"]);
     git(
@@ -278,6 +282,8 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
         "--scan-fail-on",
         "HIGH",
         "--scan-allow-failure",
+        "--release",
+        "sh release.sh \"$IMAGE_REPOSITORY\"",
     ]);
     // The role's trust policy names this project's provider and refs (origin: gitlab.example.com).
     let statement = &init["trust_policy"]["Statement"][0];
@@ -341,8 +347,9 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
     assert_eq!(deployed_image("pipeline-stg"), image_ref, "{log}");
     assert_eq!(deployed_image("pipeline-prod"), "nginx:1");
 
-    // A release tag: v1.2.0, v1.2, v1 and latest; staging deployed, production by hand
-    // (promoting `stable`), then the manual rollback job goes back to `stable`.
+    // A release tag: v1.2.0, v1.2, v1 and latest; the release job's own push; staging
+    // deployed, production by hand (promoting `stable`), then the manual rollback job goes
+    // back to `stable`.
     git(dir.path(), &["tag", "v1.2.0"]);
     let tag_pipeline: [(&str, &str); 2] = [
         ("CI_COMMIT_TAG", "v1.2.0"),
@@ -367,7 +374,8 @@ fn the_generated_gitlab_pipeline_runs_merge_request_branch_and_tag_pipelines() {
             "stable",
             "v1",
             "v1.2",
-            "v1.2.0"
+            "v1.2.0",
+            "v1.2.0-release"
         ]),
         "{log}"
     );

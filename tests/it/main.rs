@@ -20,6 +20,7 @@ mod endpoints;
 mod mirror;
 mod multiplatform;
 mod reference_selftest;
+mod release;
 mod reliability;
 mod retries;
 mod secrets;

@@ -11,9 +11,9 @@ pub fn codebuild(options: &InitOptions, container: &str) -> Result<String> {
             "a CodeBuild pipeline needs --registry (and --repository): the image goes to ECR or another registry".into(),
         ));
     };
-    if options.native() || options.mirror.is_some() {
+    if options.native() || options.mirror.is_some() || options.release.is_some() {
         return Err(Error::Usage(
-            "--native-runners and --mirror are for gitlab and github: in CodeBuild, give each platform (or the mirror) its own project".into(),
+            "--native-runners, --mirror and --release are for gitlab and github: in CodeBuild, give each platform (the mirror, the release) its own project".into(),
         ));
     }
     let platforms = options.platform_flag();

@@ -13,14 +13,33 @@ struct Workflow<'a> {
     container: String,
 }
 
+/// `    container: "IMAGE"`, a GitHub variable standing for $HOIST_IMAGE.
+fn container(image: &str) -> String {
+    format!(
+        "    container: \"{}\"",
+        image.replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
+    )
+}
+
 impl Workflow<'_> {
     /// The header of a job running in the hoist container.
     fn job(&self, out: &mut Lines, name: &str, condition: Option<&str>, runs_on: &str) {
+        self.job_in(out, name, condition, runs_on, &self.container);
+    }
+
+    fn job_in(
+        &self,
+        out: &mut Lines,
+        name: &str,
+        condition: Option<&str>,
+        runs_on: &str,
+        container: &str,
+    ) {
         out.line(format!("  {name}:"));
         if let Some(condition) = condition {
             out.line(format!("    if: {condition}"));
         }
-        out.lines([format!("    runs-on: {runs_on}"), self.container.clone()]);
+        out.lines([format!("    runs-on: {runs_on}"), container.to_string()]);
     }
 
     /// AWS credentials (OIDC role or secrets) and the ghcr.io login, as steps.
@@ -85,13 +104,7 @@ pub fn github(options: &InitOptions) -> Result<String> {
         options,
         oidc: options.uses_aws() && options.auth == Auth::Oidc,
         ghcr: options.repository.is_none(),
-        // The job container; a GitHub variable stands for $HOIST_IMAGE.
-        container: format!(
-            "    container: \"{}\"",
-            options
-                .image
-                .replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
-        ),
+        container: container(&options.image),
     };
     let mut out = Lines::default();
     out.lines([
@@ -212,6 +225,19 @@ pub fn github(options: &InitOptions) -> Result<String> {
         out.lines(["    steps:", "      - uses: actions/checkout@v4"]);
         workflow.credential_steps(&mut out);
         out.line(format!("      - run: hoist mirror -f \"{file}\""));
+    }
+    if let Some(command) = options.release_command() {
+        // Version tags also run the project's release, with the build jobs' credentials.
+        workflow.job_in(
+            &mut out,
+            "release",
+            Some("github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"),
+            "ubuntu-latest",
+            &container(options.release_image.as_deref().unwrap_or(&options.image)),
+        );
+        out.lines(["    steps:", "      - uses: actions/checkout@v4"]);
+        workflow.credential_steps(&mut out);
+        out.line(format!("      - run: {command}"));
     }
     let mut previous = "build".to_string();
     for (index, environment) in options.environments.iter().enumerate() {

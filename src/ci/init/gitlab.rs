@@ -15,10 +15,13 @@ enum When {
     },
     /// Scheduled pipelines, and the default branch when the mirror file changes.
     Mirror,
+    /// Version tags (vX.Y.Z).
+    Release,
 }
 
 const DEFAULT_BRANCH: &str = "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH";
 const TAGS: &str = "    - if: $CI_COMMIT_TAG";
+const RELEASE_TAGS: &str = "    - if: $CI_COMMIT_TAG =~ /^v[0-9]+\\.[0-9]+\\.[0-9]+$/";
 const MERGE_REQUESTS: &str = "    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"";
 
 fn rules(out: &mut Lines, options: &InitOptions, when: When) {
@@ -39,6 +42,7 @@ fn rules(out: &mut Lines, options: &InitOptions, when: When) {
                 out.line("      allow_failure: true");
             }
         }
+        When::Release => out.line(RELEASE_TAGS),
         When::Mirror => {
             let file = options.mirror.as_deref().unwrap_or_default();
             out.lines([
@@ -68,6 +72,9 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
     }
     if !options.scan_fail_on.is_empty() {
         stages.push("scan");
+    }
+    if options.release.is_some() {
+        stages.push("release");
     }
     if !options.environments.is_empty() {
         stages.push("deploy");
@@ -112,6 +119,7 @@ pub fn gitlab(options: &InitOptions) -> Result<String> {
         rules(&mut out, options, When::Mirror);
     }
     scan_job(&mut out, options);
+    release_job(&mut out, options);
     deploy_jobs(&mut out, options);
     Ok(out.0)
 }
@@ -284,6 +292,32 @@ fn scan_job(out: &mut Lines, options: &InitOptions) {
     rules(out, options, When::Pushes);
 }
 
+/// The project's own release command, on version tags, with the build jobs' credentials.
+fn release_job(out: &mut Lines, options: &InitOptions) {
+    let Some(command) = options.release_command() else {
+        return;
+    };
+    out.lines([
+        "",
+        "# Version tags (vX.Y.Z) also run the project's release, with the credentials the build",
+        "# jobs have ($IMAGE_REPOSITORY names the repository).",
+        "release:",
+        "  stage: release",
+    ]);
+    if let Some(image) = &options.release_image {
+        out.line(format!("  image: \"{image}\""));
+    }
+    if options.uses_aws() {
+        out.line("  extends: .aws");
+    }
+    out.lines([
+        "  needs: []".to_string(),
+        "  script:".to_string(),
+        format!("    - {command}"),
+    ]);
+    rules(out, options, When::Release);
+}
+
 /// One deploy job per environment; the last of several is production: a manual gate on
 /// tags, promoting `stable`, with a manual rollback job to it.
 fn deploy_jobs(out: &mut Lines, options: &InitOptions) {
@@ -393,6 +427,11 @@ pub fn gitlab_setup(options: &InitOptions) -> Vec<String> {
         steps.push(format!(
             "a pipeline schedule (Build > Pipeline schedules) on the default branch: it runs only the mirror job ({file})"
         ));
+    }
+    if options.release.is_some() {
+        steps.push(
+            "protected tags `v*` (Settings > Repository): only maintainers start a release".into(),
+        );
     }
     steps
 }

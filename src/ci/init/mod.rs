@@ -50,6 +50,11 @@ pub struct InitOptions {
     pub scan_allow_failure: bool,
     /// A mirror job (`hoist mirror -f FILE`) on scheduled pipelines and when the file changes.
     pub mirror: Option<String>,
+    /// A command run on version tags (vX.Y.Z) with the build jobs' credentials: the project's
+    /// own release (hoist's is `scripts/release -t "$IMAGE_REPOSITORY"`).
+    pub release: Option<String>,
+    /// The release job's image (default: the job image).
+    pub release_image: Option<String>,
 }
 
 impl InitOptions {
@@ -138,6 +143,13 @@ impl InitOptions {
 
     fn region(&self) -> Option<String> {
         self.region.clone().or_else(|| self.ecr().map(|e| e.region))
+    }
+
+    /// The release command as a YAML double-quoted string (any quotes or `: ` it holds kept).
+    fn release_command(&self) -> Option<String> {
+        self.release
+            .as_ref()
+            .map(|command| serde_json::Value::from(command.as_str()).to_string())
     }
 
     fn deploy_for(&self, index: usize) -> Option<&(String, String)> {
@@ -280,6 +292,8 @@ mod tests {
             scan_fail_on: Vec::new(),
             scan_allow_failure: false,
             mirror: None,
+            release: None,
+            release_image: None,
         }
     }
 

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::proxy::FaultProxy;
 use super::registry::{Auth, Hoist, Registry, sha256_hex};
+use super::tls::TestCa;
 use super::{free_port, loopback, runtime, spawn_server};
 
 /// moto's default account, and the ECR host the tests push to.
@@ -49,7 +50,12 @@ fn moto_server() -> PathBuf {
 }
 
 impl Moto {
-    fn start() -> Moto {
+    /// moto over HTTPS with the test CA's certificate for 127.0.0.1.
+    pub fn start_tls(ca: &TestCa) -> Moto {
+        Moto::start(Some(ca))
+    }
+
+    fn start(tls: Option<&TestCa>) -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log_path = dir.path().join("moto.log");
@@ -61,6 +67,9 @@ impl Moto {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if let Some(ca) = tls {
+            command.arg("-c").arg(&ca.cert).arg("-k").arg(&ca.key);
+        }
         let child = spawn_server(command);
         let addr = loopback(port);
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -73,7 +82,7 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto {
-            url: format!("http://{addr}"),
+            url: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             _dir: dir,
             _child: child,
         }
@@ -173,7 +182,7 @@ pub fn ecr() -> &'static Ecr {
 
 impl Ecr {
     fn start() -> Ecr {
-        let moto = Moto::start();
+        let moto = Moto::start(None);
         let backend = Registry::start(Auth::None);
         let token = moto
             .ecr_blocking("GetAuthorizationToken", json!({}))

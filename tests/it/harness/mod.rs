@@ -7,6 +7,7 @@ pub mod http;
 pub mod proxy;
 pub mod reference;
 pub mod registry;
+pub mod tls;
 pub mod token;
 pub mod tree;
 

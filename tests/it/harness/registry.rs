@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::tls::TestCa;
 use super::token::TokenServer;
 use super::{free_port, loopback, spawn_server};
 
@@ -26,6 +27,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
+        Registry::serve(auth, None)
+    }
+
+    /// A registry serving HTTPS with the test CA's certificate for 127.0.0.1.
+    pub fn start_tls(ca: &TestCa) -> Registry {
+        Registry::serve(Auth::None, Some(ca))
+    }
+
+    fn serve(auth: Auth, tls: Option<&TestCa>) -> Registry {
         let dir = tempfile::tempdir().expect("registry dir");
         let port = free_port();
         let auth_yaml = match auth {
@@ -51,8 +61,15 @@ impl Registry {
                 token.cert_path.display()
             ),
         };
+        let tls_yaml = tls.map_or_else(String::new, |ca| {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                ca.cert.display(),
+                ca.key.display()
+            )
+        });
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: hoist-test-secret\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: hoist-test-secret\n{tls_yaml}{auth_yaml}",
             root = dir.path().join("data").display(),
         );
         let config_path = dir.path().join("config.yml");
