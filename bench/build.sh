@@ -313,7 +313,8 @@ fi
 
 # --- report -------------------------------------------------------------------------------------
 tar -C "$ctx" -cf - node_modules src | wc -c >"$tmp/newbytes"
-python3 - "$results" "$(cat "$tmp/newbytes")" "$(nproc)" <<'EOF'
+PYTHONPATH="$root/bench" python3 - "$results" "$(cat "$tmp/newbytes")" "$(nproc)" <<'EOF'
+import report
 import statistics, sys
 from collections import defaultdict
 
@@ -360,6 +361,8 @@ for scen, title in titles.items():
         if tool in ("buildkit", "buildah") and (scen, tool) in med and (scen, "hoist") in med:
             r = med[scen, tool] / med[scen, "hoist"]
             ratio = f"{r:.2f}x"
+            report.row("build.sh", titles[scen][3:], tool, med[scen, "hoist"], med[scen, tool],
+                       targets.get((scen, tool)))
             if (scen, tool) in targets:
                 goal = targets[scen, tool]
                 verdicts.append(f"{scen}: hoist vs {tool}: {r:.2f}x (target >={goal}x: "
@@ -377,6 +380,8 @@ if any(k[0] == "limit" for k in times):
 print()
 for scen in ("cold", "warm"):
     if (scen, "hoist") in med and ("limit", "gzip") in med:
+        report.row("build.sh", f"{scen} vs the limit", "gzip -6 + sha256 of the new bytes",
+                   med[scen, "hoist"], med["limit", "gzip"])
         print(f"{scen}: hoist build+push takes {med[scen, 'hoist'] / med['limit', 'gzip']:.2f}x the time"
               f" of one gzip -6 + sha256 stream over the {newbytes / 1e6:.0f} MB of new bytes")
 for v in verdicts:

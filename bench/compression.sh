@@ -4,8 +4,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 src="${1:-/usr/include}"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-hoist="$root/target/release/hoist"
+[ -n "${HOIST_BIN:-}" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+hoist="${HOIST_BIN:-$root/target/release/hoist}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/ctx"
@@ -30,12 +30,15 @@ single=$(tar -C "$work/ctx" --sort=name -cf - data | gzip -6 | wc -c)
 t3=$(now)
 raw=$(tar -C "$work/ctx" --sort=name -cf - data | wc -c)
 
-python3 - "$raw" "$layer" "$single" "$t0" "$t1" "$t2" "$t3" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$raw" "$layer" "$single" "$t0" "$t1" "$t2" "$t3" <<'PY'
 import sys
+import report
 raw, layer, single = map(int, sys.argv[1:4])
 t0, t1, t2, t3 = map(float, sys.argv[4:8])
 print(f"tree: {raw/1e6:.1f} MB uncompressed")
 print(f"hoist build (parallel gzip, fixed 1 MiB blocks): {layer/1e6:.2f} MB in {t1-t0:.2f} s (whole build)")
 print(f"tar | gzip -6 (one stream):                     {single/1e6:.2f} MB in {t3-t2:.2f} s")
+report.row("compression.sh", f"COPY {raw/1e6:.0f} MB tree (size ratio {layer/single:.3f})",
+           "tar | gzip -6", t1 - t0, t3 - t2)
 print(f"size ratio hoist/one-stream: {layer/single:.4f}; time ratio gzip/hoist: {(t3-t2)/(t1-t0):.2f}x")
 PY

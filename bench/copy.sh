@@ -16,7 +16,7 @@ LAYER_MB="${LAYER_MB:-20}"
 LAYERS=10
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-hoist="$root/target/release/hoist"
+hoist="${HOIST_BIN:-$root/target/release/hoist}"
 
 for cmd in docker-registry skopeo curl python3 xargs; do
   command -v "$cmd" >/dev/null || { echo "bench/copy.sh: needs $cmd (scripts/test installs the stack)" >&2; exit 1; }
@@ -35,7 +35,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "building hoist (release)..." >&2
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+[ -n "${HOIST_BIN:-}" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 
 # --- two registries on free loopback ports ------------------------------------------------------
 read -r PA PB < <(python3 - <<'EOF'
@@ -197,8 +197,9 @@ for n in $(seq "$RUNS"); do
 done
 
 # --- report -------------------------------------------------------------------------------------
-python3 - "$results" "$(cat "$tmp/bytes.txt")" <<'EOF'
+PYTHONPATH="$root/bench" python3 - "$results" "$(cat "$tmp/bytes.txt")" <<'EOF'
 import statistics, sys
+import report
 from collections import defaultdict
 
 times = defaultdict(list)
@@ -225,6 +226,10 @@ print(f"ceiling (parallel curl upload of the same {total / 1e6:.0f} MB into regi
 for key in ("hoist", "skopeo"):
     if min(times[key]) < 0.5 * ceiling:
         print(f"warning: a {key} run took under half the ceiling's time: were blobs skipped or mounted?")
+report.row("copy.sh", f"registry to registry, {total / 1e6:.0f} MB", "skopeo", med["hoist"],
+           med["skopeo"], 1.5)
+report.row("copy.sh", f"registry to registry, {total / 1e6:.0f} MB", "curl -P 8 upload (ceiling)",
+           med["hoist"], ceiling)
 met = ratio >= 1.5 or pct >= 90
 print(f"target: >=1.5x skopeo, or within 10% of the ceiling"
       f" (this run: {ratio:.2f}x, {pct:.0f}% of ceiling: {'met' if met else 'not met'})")

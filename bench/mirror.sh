@@ -84,8 +84,9 @@ for n in $(seq "$RUNS"); do
   echo "  round $n/$RUNS done" >&2
 done
 
-python3 - "$results" "$IMAGES" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$results" "$IMAGES" <<'PY'
 import statistics, sys
+import report
 rows = [l.split() for l in open(sys.argv[1])]
 med = lambda s, t: statistics.median(float(r[2]) for r in rows if r[0] == s and r[1] == t)
 targets = {"cold": 1.5, "unchanged": 5.0}
@@ -94,5 +95,6 @@ print(f"{'scenario':<12}{'hoist s':>10}{'skopeo s':>10}{'skopeo/hoist':>14}")
 for s in ("cold", "unchanged"):
     h, k = med(s, "hoist"), med(s, "skopeo")
     r = k / h
+    report.row("mirror.sh", f"{s}, {sys.argv[2]} images × 3 tags", "skopeo sync", h, k, targets[s])
     print(f"{s:<12}{h:>10.2f}{k:>10.2f}{r:>13.2f}x  target >={targets[s]}x: {'met' if r >= targets[s] else 'not met'}")
 PY

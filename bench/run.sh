@@ -293,7 +293,8 @@ if has warm; then
 fi
 
 # --- report -------------------------------------------------------------------------------------
-python3 - "$results" <<'EOF'
+PYTHONPATH="$root/bench" python3 - "$results" <<'EOF'
+import report
 import statistics, sys
 from collections import defaultdict
 
@@ -335,6 +336,8 @@ for scen, title in titles.items():
         if tool != "hoist" and (scen, tool) in med and (scen, "hoist") in med:
             r = med[scen, tool] / med[scen, "hoist"]
             ratio = f"{r:.2f}x"
+            report.row("run.sh", titles[scen][3:], tool, med[scen, "hoist"], med[scen, tool],
+                       targets.get((scen, tool)))
             if (scen, tool) in targets:
                 goal = targets[scen, tool]
                 verdicts.append(f"{scen}: hoist vs {tool}: {r:.2f}x (target >={goal}x: "
