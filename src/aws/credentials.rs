@@ -13,7 +13,6 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_sdk_ecr::config::SharedHttpClient;
-use aws_sdk_ecr::error::DisplayErrorContext;
 
 use super::AwsSettings;
 use super::jwt;
@@ -168,8 +167,12 @@ fn credentials_error(e: &CredentialsError) -> Error {
             {
                 return ours;
             }
+            let what = "cannot load AWS credentials";
+            if let Some(untrusted) = super::untrusted_endpoint(what, other) {
+                return untrusted;
+            }
             Error::Aws {
-                message: format!("cannot load AWS credentials: {}", DisplayErrorContext(other)),
+                message: format!("{what}: {}", crate::error::described_chain(other)),
                 hint: Some(
                     "check AWS_PROFILE and the files ~/.aws/config and ~/.aws/credentials".into(),
                 ),

@@ -113,6 +113,15 @@ pub async fn default_region(explicit: Option<&str>) -> Result<String> {
         })
 }
 
+/// `what` failed because an AWS endpoint's TLS certificate is not trusted: say so, and where
+/// hoist looks for CA roots.
+pub fn untrusted_endpoint(what: &str, err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    crate::error::untrusted_certificate(err).map(|detail| Error::Aws {
+        message: format!("{what}: the endpoint's TLS certificate is not trusted ({detail})"),
+        hint: Some(crate::error::TRUST_HINT.into()),
+    })
+}
+
 /// An AWS API error as one line naming the call and region, with a hint for the common causes.
 pub fn api_error<E>(service: &str, operation: &str, region: &str, err: E) -> Error
 where
@@ -121,13 +130,8 @@ where
     let call = format!("{service} {operation} ({region})");
     let Some(code) = err.code().map(str::to_string) else {
         // No service answer: connection, credentials or timeout trouble.
-        if let Some(detail) = crate::error::untrusted_certificate(&err) {
-            return Error::Aws {
-                message: format!(
-                    "{call}: the endpoint's TLS certificate is not trusted ({detail})"
-                ),
-                hint: Some(crate::error::TRUST_HINT.into()),
-            };
+        if let Some(untrusted) = untrusted_endpoint(&call, &err) {
+            return untrusted;
         }
         return Error::Aws {
             message: format!("{call}: {}", crate::error::described_chain(&err)),
