@@ -226,10 +226,11 @@ print(f"ceiling (parallel curl upload of the same {total / 1e6:.0f} MB into regi
 for key in ("hoist", "skopeo"):
     if min(times[key]) < 0.5 * ceiling:
         print(f"warning: a {key} run took under half the ceiling's time: were blobs skipped or mounted?")
+# The target is either row's: >=1.5x skopeo, or hoist within 10% of the ceiling.
 report.row("copy.sh", f"registry to registry, {total / 1e6:.0f} MB", "skopeo", med["hoist"],
            med["skopeo"], 1.5)
 report.row("copy.sh", f"registry to registry, {total / 1e6:.0f} MB", "curl -P 8 upload (ceiling)",
-           med["hoist"], ceiling)
+           med["hoist"], ceiling, 0.9)
 met = ratio >= 1.5 or pct >= 90
 print(f"target: >=1.5x skopeo, or within 10% of the ceiling"
       f" (this run: {ratio:.2f}x, {pct:.0f}% of ceiling: {'met' if met else 'not met'})")

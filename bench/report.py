@@ -41,11 +41,12 @@ def table(path):
     out = [f"Machine: {machine()}", "",
            "| benchmark | scenario | peer | hoist s | peer s | peer/hoist | target |",
            "|---|---|---|---|---|---|---|"]
+    cell = lambda text: str(text).replace("|", "\\|")
     for r in rows:
         ratio = r["peer_s"] / r["hoist_s"] if r["hoist_s"] else float("inf")
         target = "" if r["target"] is None else (
             f"≥{r['target']}× {'met' if ratio >= r['target'] else 'not met'}")
-        out.append(f"| {r['bench']} | {r['scenario']} | {r['peer']} | {r['hoist_s']:.2f} | "
+        out.append(f"| {r['bench']} | {cell(r['scenario'])} | {cell(r['peer'])} | {r['hoist_s']:.2f} | "
                    f"{r['peer_s']:.2f} | {ratio:.2f}× | {target} |")
     return "\n".join(out)
 
