@@ -13,6 +13,8 @@ pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod inspect;
+#[cfg(any(target_env = "musl", test))]
+mod libc_mem;
 pub mod merge;
 pub mod mirror;
 pub mod oci;

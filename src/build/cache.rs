@@ -41,10 +41,12 @@ fn format_stat_cache(stat: &BTreeMap<String, StatEntry>) -> String {
         if path.contains(['\t', '\n']) {
             continue;
         }
-        out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{path}\n",
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{path}",
             e.size, e.mtime_ns, e.ctime_ns, e.ino, e.mode, e.digest
-        ));
+        );
     }
     out
 }
@@ -161,6 +163,8 @@ pub struct Cache {
     reuse: bool,
     stat: Mutex<BTreeMap<String, StatEntry>>,
     stat_dirty: std::sync::atomic::AtomicBool,
+    /// The stat cache being written (see [`Cache::save`]).
+    saving: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub stats: CacheStats,
 }
 
@@ -179,6 +183,7 @@ impl Cache {
             reuse,
             stat: Mutex::new(stat),
             stat_dirty: Default::default(),
+            saving: Mutex::new(None),
             stats: CacheStats::default(),
         }
     }
@@ -352,13 +357,24 @@ impl Cache {
     /// Saves the stat cache (a best effort: losing it only costs re-reading files).
     pub fn save(&self) {
         if let Some(root) = &self.root
-            && self.stat_dirty.load(Ordering::Relaxed)
+            && self.stat_dirty.swap(false, Ordering::Relaxed)
         {
-            let stat = self.stat.lock().expect("stat cache lock");
-            let _ = write_cache_entry(
-                &root.join("local").join(STAT_FILE),
-                format_stat_cache(&stat).as_bytes(),
-            );
+            // The build is done with the stat cache: it is written while the image is pushed,
+            // and dropping the cache waits for that.
+            let stat = std::mem::take(&mut *self.stat.lock().expect("stat cache lock"));
+            let path = root.join("local").join(STAT_FILE);
+            let writer = std::thread::spawn(move || {
+                let _ = write_cache_entry(&path, format_stat_cache(&stat).as_bytes());
+            });
+            *self.saving.lock().expect("saving lock") = Some(writer);
+        }
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(writer) = self.saving.get_mut().ok().and_then(Option::take) {
+            let _ = writer.join();
         }
     }
 }

@@ -253,7 +253,7 @@ impl<'a> Builder<'a> {
         self.cache.save();
         tracing::debug!(
             ms = started.elapsed().as_millis() as u64,
-            "saved the stat cache"
+            "saving the stat cache"
         );
         let made = self
             .made
