@@ -15,7 +15,7 @@ printf 'FROM scratch\nCOPY data /data\n' > "$work/ctx/Dockerfile"
 now() { python3 -c 'import time; print(time.monotonic())'; }
 
 t0=$(now)
-SOURCE_DATE_EPOCH=0 "$hoist" --progress quiet build "$work/ctx" -o "oci:$work/out" >/dev/null
+SOURCE_DATE_EPOCH=0 HOIST_CACHE_DIR="$work/cache" "$hoist" --progress quiet build "$work/ctx" -o "oci:$work/out" >/dev/null
 t1=$(now)
 layer=$(python3 - "$work/out" <<'PY'
 import json, sys, os
