@@ -153,6 +153,9 @@ pub struct Builder<'a> {
     in_target: bool,
     work: Arc<tempfile::TempDir>,
     context: Option<(Context, Arc<FsView>)>,
+    /// The build context being walked on a thread while the first stages resolve their
+    /// bases, when a COPY or ADD needs it.
+    context_walk: Option<std::thread::JoinHandle<Result<WalkedContext>>>,
     stages: Vec<Option<StageState>>,
     /// Images named by `COPY --from=image`, by reference.
     images: HashMap<String, StageState>,
@@ -164,6 +167,38 @@ pub struct Builder<'a> {
     fs_time: i64,
     /// `/` as the stage RUN works on, with `container` isolation.
     root: Option<container::RootFs>,
+}
+
+/// The build context seen through its ignore file, and its files' metadata.
+struct WalkedContext {
+    context: Context,
+    view: FsView,
+    metadata: HashMap<std::ffi::OsString, std::fs::Metadata>,
+    ms: u64,
+}
+
+fn walk_context(
+    root: &Path,
+    dockerfile: Option<&Path>,
+    skipped: &[PathBuf],
+) -> Result<WalkedContext> {
+    let context = Context::open(root, dockerfile, skipped)?;
+    let started = std::time::Instant::now();
+    let (view, metadata) = context.view()?;
+    Ok(WalkedContext {
+        context,
+        view,
+        metadata,
+        ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Whether a stage to build copies from the build context (COPY or ADD without --from).
+fn copies_from_context(plan: &Plan) -> bool {
+    plan.order
+        .iter()
+        .flat_map(|&i| &plan.stages[i].instructions)
+        .any(|i| matches!(&i.command, Command::Copy(a) | Command::Add(a) if a.from.is_none()))
 }
 
 impl<'a> Builder<'a> {
@@ -219,6 +254,14 @@ impl<'a> Builder<'a> {
             in_target: false,
             work: Arc::new(work),
             context: None,
+            context_walk: copies_from_context(plan).then(|| {
+                let (root, dockerfile, skipped) = (
+                    options.context.clone(),
+                    options.dockerfile_path.clone(),
+                    options.skipped.clone(),
+                );
+                std::thread::spawn(move || walk_context(&root, dockerfile.as_deref(), &skipped))
+            }),
             stages: vec![None; plan.stages.len()],
             images: HashMap::new(),
             now,
@@ -1072,18 +1115,22 @@ impl<'a> Builder<'a> {
 
     fn context_view(&mut self) -> Result<Arc<FsView>> {
         if self.context.is_none() {
-            let context = Context::open(
-                &self.options.context,
-                self.options.dockerfile_path.as_deref(),
-                &self.options.skipped,
-            )?;
-            let started = std::time::Instant::now();
-            let (view, metadata) = context.view()?;
-            tracing::debug!(
-                files = metadata.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "walked the build context"
-            );
+            let WalkedContext {
+                context,
+                view,
+                metadata,
+                ms,
+            } = match self.context_walk.take() {
+                Some(walk) => walk
+                    .join()
+                    .map_err(|_| Error::Internal("the build context walk panicked".into()))??,
+                None => walk_context(
+                    &self.options.context,
+                    self.options.dockerfile_path.as_deref(),
+                    &self.options.skipped,
+                )?,
+            };
+            tracing::debug!(files = metadata.len(), ms, "walked the build context");
             self.cache.set_context(context.root());
             self.cache.remember_metadata(metadata);
             self.context = Some((context, Arc::new(view)));
