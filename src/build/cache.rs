@@ -162,6 +162,9 @@ pub struct Cache {
     /// `--no-cache`: results are still stored, never reused.
     reuse: bool,
     stat: Mutex<BTreeMap<String, StatEntry>>,
+    /// The stat cache being read (on a thread from `open`, while the build resolves its
+    /// bases), until first needed: see [`Cache::stat`].
+    stat_loading: Mutex<Option<std::thread::JoinHandle<BTreeMap<String, StatEntry>>>>,
     stat_dirty: std::sync::atomic::AtomicBool,
     /// The stat cache being written (see [`Cache::save`]).
     saving: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -171,21 +174,35 @@ pub struct Cache {
 impl Cache {
     /// A cache in `root` (None: no cache at all).
     pub fn open(root: Option<&Path>, reuse: bool) -> Self {
-        let stat = root
-            .and_then(|r| std::fs::read_to_string(r.join("local").join(STAT_FILE)).ok())
-            .map(|text| parse_stat_cache(&text))
-            .unwrap_or_default();
+        let stat_file = root.map(|r| r.join("local").join(STAT_FILE));
+        let stat_loading = stat_file.map(|file| {
+            std::thread::spawn(move || {
+                std::fs::read_to_string(file)
+                    .map(|text| parse_stat_cache(&text))
+                    .unwrap_or_default()
+            })
+        });
         Cache {
             root: root.map(Path::to_path_buf),
             remote: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             context: Mutex::new(None),
             reuse,
-            stat: Mutex::new(stat),
+            stat: Mutex::new(BTreeMap::new()),
+            stat_loading: Mutex::new(stat_loading),
             stat_dirty: Default::default(),
             saving: Mutex::new(None),
             stats: CacheStats::default(),
         }
+    }
+
+    /// The stat cache, once read.
+    fn stat(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StatEntry>> {
+        let mut stat = self.stat.lock().expect("stat cache lock");
+        if let Some(loading) = self.stat_loading.lock().expect("stat load lock").take() {
+            *stat = loading.join().unwrap_or_default();
+        }
+        stat
     }
 
     pub fn set_context(&self, root: &Path) {
@@ -226,7 +243,7 @@ impl Cache {
             mode: meta.mode(),
             digest,
         };
-        if let Some(entry) = self.stat.lock().expect("stat cache lock").get(&key) {
+        if let Some(entry) = self.stat().get(&key) {
             let probe = fresh(entry.digest.clone());
             if *entry == probe {
                 self.stats.files_unchanged.fetch_add(1, Ordering::Relaxed);
@@ -252,10 +269,7 @@ impl Cache {
             .as_ref()
             .is_some_and(|c| path.starts_with(c));
         if in_context {
-            self.stat
-                .lock()
-                .expect("stat cache lock")
-                .insert(key, fresh(digest.clone()));
+            self.stat().insert(key, fresh(digest.clone()));
             self.stat_dirty.store(true, Ordering::Relaxed);
         }
         Ok(digest)
@@ -361,7 +375,7 @@ impl Cache {
         {
             // The build is done with the stat cache: it is written while the image is pushed,
             // and dropping the cache waits for that.
-            let stat = std::mem::take(&mut *self.stat.lock().expect("stat cache lock"));
+            let stat = std::mem::take(&mut *self.stat());
             let path = root.join("local").join(STAT_FILE);
             let writer = std::thread::spawn(move || {
                 let _ = write_cache_entry(&path, format_stat_cache(&stat).as_bytes());
