@@ -211,11 +211,26 @@ impl FsView {
         } else {
             format!("{dir}/")
         };
-        let depth_start = prefix.len();
-        self.nodes
-            .range(prefix.clone()..)
-            .take_while(move |(k, _)| k.starts_with(&prefix))
-            .filter(move |(k, _)| k.len() > depth_start && !k[depth_start..].contains('/'))
+        // The keys under `prefix` in order; a child directory's own entries (`child/...`, all
+        // sorting before `child0`, '0' being the character after '/') are jumped over instead
+        // of walked: listing every directory of a deep tree stays O(n log n).
+        use std::ops::Bound::{Included, Unbounded};
+        let nodes = &self.nodes;
+        let mut entries = nodes.range::<str, _>((Included(prefix.as_str()), Unbounded));
+        std::iter::from_fn(move || {
+            loop {
+                let (key, node) = entries.next()?;
+                let name = key.strip_prefix(prefix.as_str())?;
+                match name.find('/') {
+                    None if !name.is_empty() => return Some((key, node)),
+                    None => {}
+                    Some(slash) => {
+                        let after = format!("{prefix}{}0", &name[..slash]);
+                        entries = nodes.range::<str, _>((Included(after.as_str()), Unbounded));
+                    }
+                }
+            }
+        })
     }
 
     /// Removes a path and everything under it.
@@ -410,6 +425,24 @@ impl FsView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_skip_grandchildren_and_keep_siblings_that_sort_among_them() {
+        let mut view = FsView::new();
+        for dir in ["/a", "/a/x", "/a0", "/b"] {
+            view.put_base(dir, Node::dir(0o755, 0, 0, 0));
+        }
+        for file in ["/a-b", "/a.c", "/a/x/y", "/a/z", "/a0/q", "/b/r"] {
+            view.put_base(file, Node::dir(0o755, 0, 0, 0));
+        }
+        let names =
+            |dir: &str| -> Vec<String> { view.children(dir).map(|(k, _)| k.clone()).collect() };
+        assert_eq!(names("/"), ["/a", "/a-b", "/a.c", "/a0", "/b"]);
+        assert_eq!(names("/a"), ["/a/x", "/a/z"]);
+        assert_eq!(names("/a/x"), ["/a/x/y"]);
+        assert!(names("/a/z").is_empty());
+        assert!(names("/missing").is_empty());
+    }
 
     fn file(mode: u32) -> Node {
         Node {
