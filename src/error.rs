@@ -136,21 +136,36 @@ pub fn described_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// The certificate error (`invalid peer certificate: UnknownIssuer`) somewhere in a chain of
-/// HTTP client errors, if the failure was an untrusted server certificate.
-pub fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    if let Some(tls @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>()
-    {
-        return Some(tls.to_string());
+/// The first `Some` that `find` gives for an error of the chain. io errors are looked into
+/// too: their `source` skips the error they wrap, and rustls's errors and our own stream
+/// errors travel inside them.
+pub fn find_in_chain<R>(
+    error: &(dyn std::error::Error + 'static),
+    find: &dyn Fn(&(dyn std::error::Error + 'static)) -> Option<R>,
+) -> Option<R> {
+    if let Some(found) = find(error) {
+        return Some(found);
     }
-    // An io error's `source` skips the error it wraps (rustls's travel so): look inside.
     let wrapped = error
         .downcast_ref::<std::io::Error>()
         .and_then(|io| io.get_ref())
         .map(|inner| inner as &(dyn std::error::Error + 'static));
     wrapped
-        .and_then(untrusted_certificate)
-        .or_else(|| error.source().and_then(untrusted_certificate))
+        .and_then(|inner| find_in_chain(inner, find))
+        .or_else(|| {
+            error
+                .source()
+                .and_then(|source| find_in_chain(source, find))
+        })
+}
+
+/// The certificate error (`invalid peer certificate: UnknownIssuer`) somewhere in a chain of
+/// HTTP client errors, if the failure was an untrusted server certificate.
+pub fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    find_in_chain(error, &|e| match e.downcast_ref::<rustls::Error>() {
+        Some(tls @ rustls::Error::InvalidCertificate(_)) => Some(tls.to_string()),
+        _ => None,
+    })
 }
 
 impl Error {

@@ -143,20 +143,16 @@ fn network_error(url: &Url, e: &reqwest::Error) -> Error {
             detail,
         };
     }
+    // A body stream that failed its digest check: that is the error, and it is final.
+    if let Some(content) = crate::error::find_in_chain(e, &|s| {
+        s.downcast_ref::<Error>().and_then(Error::content_error)
+    }) {
+        return content;
+    }
     // reqwest's own message names the URL with its query; ours is redacted.
     let mut detail = e.without_url_ref().to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        // A body stream that failed its digest check: that is the error, and it is final.
-        // (io::Error::source skips the error it wraps, so look inside io errors too.)
-        let ours = s.downcast_ref::<Error>().or_else(|| {
-            s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<Error>())
-        });
-        if let Some(content) = ours.and_then(Error::content_error) {
-            return content;
-        }
         detail = format!("{detail}: {s}");
         source = s.source();
     }

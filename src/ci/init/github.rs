@@ -9,37 +9,34 @@ struct Workflow<'a> {
     oidc: bool,
     /// The image goes to GitHub's own registry (ghcr.io/OWNER/REPO).
     ghcr: bool,
-    /// `container:` of every job.
-    container: String,
-}
-
-/// `    container: "IMAGE"`, a GitHub variable standing for $HOIST_IMAGE.
-fn container(image: &str) -> String {
-    format!(
-        "    container: \"{}\"",
-        image.replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
-    )
 }
 
 impl Workflow<'_> {
     /// The header of a job running in the hoist container.
     fn job(&self, out: &mut Lines, name: &str, condition: Option<&str>, runs_on: &str) {
-        self.job_in(out, name, condition, runs_on, &self.container);
+        self.job_in(out, name, condition, runs_on, &self.options.image);
     }
 
+    /// The header of a job running in `image` (a GitHub variable stands for $HOIST_IMAGE).
     fn job_in(
         &self,
         out: &mut Lines,
         name: &str,
         condition: Option<&str>,
         runs_on: &str,
-        container: &str,
+        image: &str,
     ) {
         out.line(format!("  {name}:"));
         if let Some(condition) = condition {
             out.line(format!("    if: {condition}"));
         }
-        out.lines([format!("    runs-on: {runs_on}"), container.to_string()]);
+        out.lines([
+            format!("    runs-on: {runs_on}"),
+            format!(
+                "    container: \"{}\"",
+                image.replace("$HOIST_IMAGE", "${{ vars.HOIST_IMAGE }}")
+            ),
+        ]);
     }
 
     /// AWS credentials (OIDC role or secrets) and the ghcr.io login, as steps.
@@ -104,7 +101,6 @@ pub fn github(options: &InitOptions) -> Result<String> {
         options,
         oidc: options.uses_aws() && options.auth == Auth::Oidc,
         ghcr: options.repository.is_none(),
-        container: container(&options.image),
     };
     let mut out = Lines::default();
     out.lines([
@@ -233,7 +229,7 @@ pub fn github(options: &InitOptions) -> Result<String> {
             "release",
             Some("github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"),
             "ubuntu-latest",
-            &container(options.release_image.as_deref().unwrap_or(&options.image)),
+            options.release_image.as_deref().unwrap_or(&options.image),
         );
         out.lines(["    steps:", "      - uses: actions/checkout@v4"]);
         workflow.credential_steps(&mut out);
