@@ -11,7 +11,6 @@
 //! directory and builds killed half-way never leave a partial entry under its final name.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsview::{Content, Kind, Node};
+use super::fsview::{Content, Kind, LocalFile, Node};
 use super::layer::BuiltLayer;
 use crate::compress::Codec;
 use crate::digest::Hasher;
@@ -45,7 +44,7 @@ fn format_stat_cache(stat: &BTreeMap<String, StatEntry>) -> String {
         let _ = writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}\t{}\t{path}",
-            e.size, e.mtime_ns, e.ctime_ns, e.ino, e.mode, e.digest
+            e.stamp.size, e.stamp.mtime_ns, e.stamp.ctime_ns, e.stamp.ino, e.stamp.mode, e.digest
         );
     }
     out
@@ -57,11 +56,13 @@ fn parse_stat_cache(text: &str) -> BTreeMap<String, StatEntry> {
         .filter_map(|line| {
             let mut f = line.splitn(7, '\t');
             let entry = StatEntry {
-                size: f.next()?.parse().ok()?,
-                mtime_ns: f.next()?.parse().ok()?,
-                ctime_ns: f.next()?.parse().ok()?,
-                ino: f.next()?.parse().ok()?,
-                mode: f.next()?.parse().ok()?,
+                stamp: FileStamp {
+                    size: f.next()?.parse().ok()?,
+                    mtime_ns: f.next()?.parse().ok()?,
+                    ctime_ns: f.next()?.parse().ok()?,
+                    ino: f.next()?.parse().ok()?,
+                    mode: f.next()?.parse().ok()?,
+                },
                 digest: Digest::parse(f.next()?).ok()?,
             };
             Some((f.next()?.to_string(), entry))
@@ -98,13 +99,31 @@ impl CacheStats {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct StatEntry {
+/// What the stat cache compares to know a file unchanged without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
     size: u64,
     mtime_ns: i128,
     ctime_ns: i128,
     ino: u64,
     mode: u32,
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        FileStamp {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            ino: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StatEntry {
+    stamp: FileStamp,
     digest: Digest,
 }
 
@@ -152,8 +171,6 @@ pub struct RemoteLayer {
 
 pub struct Cache {
     root: Option<PathBuf>,
-    /// Keyed by the path's bytes: `Path`'s own hash walks components, slow for thousands.
-    known: Mutex<HashMap<OsString, std::fs::Metadata>>,
     /// Keys → layers from `--cache-from` (the first reference that has a key wins).
     remote: Mutex<HashMap<Digest, RemoteLayer>>,
     /// Only files under this directory (the build context) are remembered in the stat cache;
@@ -185,7 +202,6 @@ impl Cache {
         Cache {
             root: root.map(Path::to_path_buf),
             remote: Mutex::new(HashMap::new()),
-            known: Mutex::new(HashMap::new()),
             context: Mutex::new(None),
             reuse,
             stat: Mutex::new(BTreeMap::new()),
@@ -217,38 +233,21 @@ impl Cache {
         }
     }
 
-    /// Metadata already read (by the context walk), so files are not stat'ed twice.
-    pub fn remember_metadata(&self, known: HashMap<OsString, std::fs::Metadata>) {
-        self.known.lock().expect("metadata lock").extend(known);
-    }
-
-    /// The content digest of a context file, from the stat cache when the file is unchanged.
-    pub fn file_digest(&self, path: &Path) -> Result<Digest> {
-        let known = self
-            .known
-            .lock()
-            .expect("metadata lock")
-            .get(path.as_os_str())
-            .cloned();
-        let meta = match known {
-            Some(meta) => meta,
-            None => std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?,
-        };
-        let key = path.to_string_lossy().into_owned();
-        let fresh = |digest: Digest| StatEntry {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            ino: meta.ino(),
-            mode: meta.mode(),
-            digest,
-        };
-        if let Some(entry) = self.stat().get(&key) {
-            let probe = fresh(entry.digest.clone());
-            if *entry == probe {
-                self.stats.files_unchanged.fetch_add(1, Ordering::Relaxed);
-                return Ok(entry.digest.clone());
+    /// The content digest of a local file, from the stat cache when the file is unchanged.
+    pub fn file_digest(&self, file: &LocalFile) -> Result<Digest> {
+        let path = &file.path;
+        let stamp = match file.stamp {
+            Some(stamp) => stamp,
+            None => {
+                FileStamp::of(&std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?)
             }
+        };
+        let key = path.to_string_lossy();
+        if let Some(entry) = self.stat().get(key.as_ref())
+            && entry.stamp == stamp
+        {
+            self.stats.files_unchanged.fetch_add(1, Ordering::Relaxed);
+            return Ok(entry.digest.clone());
         }
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut hasher = Hasher::new("sha256")?;
@@ -269,7 +268,11 @@ impl Cache {
             .as_ref()
             .is_some_and(|c| path.starts_with(c));
         if in_context {
-            self.stat().insert(key, fresh(digest.clone()));
+            let entry = StatEntry {
+                stamp,
+                digest: digest.clone(),
+            };
+            self.stat().insert(key.into_owned(), entry);
             self.stat_dirty.store(true, Ordering::Relaxed);
         }
         Ok(digest)
@@ -400,11 +403,13 @@ mod tests {
     #[test]
     fn the_stat_cache_round_trips_and_skips_odd_paths() {
         let entry = StatEntry {
-            size: 12,
-            mtime_ns: 1_700_000_000_123_456_789,
-            ctime_ns: -5,
-            ino: 42,
-            mode: 0o100644,
+            stamp: FileStamp {
+                size: 12,
+                mtime_ns: 1_700_000_000_123_456_789,
+                ctime_ns: -5,
+                ino: 42,
+                mode: 0o100644,
+            },
             digest: Digest::sha256_of(b"x"),
         };
         let mut stat = BTreeMap::new();

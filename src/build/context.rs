@@ -3,11 +3,12 @@
 //! It becomes an [`FsView`] whose files are read from disk only when a layer is written.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::fsview::{Content, FsView, Kind, Node, Special};
+use super::cache::FileStamp;
+use super::fsview::{Content, FsView, Kind, LocalFile, Node, Special};
 use super::ignore::{PatternMatcher, parse_ignore_file};
 use crate::error::{Error, Result};
 
@@ -98,24 +99,16 @@ impl Context {
 
     /// Walks the context (lstat only) into a view: context files belong to root (BuildKit
     /// resets their owner), keep their mode and mtime, and are read when a layer is written.
-    /// Also returns each file's metadata, for the stat cache.
-    pub fn view(&self) -> Result<(FsView, HashMap<OsString, std::fs::Metadata>)> {
+    /// Each file carries the stat the walk saw, for the stat cache.
+    pub fn view(&self) -> Result<FsView> {
         let mut view = FsView::new();
-        let mut metadata = HashMap::new();
         let root_meta = std::fs::metadata(&self.root).map_err(|e| Error::io(&self.root, e))?;
         view.put_base(
             "/",
             Node::dir(root_meta.mode() & 0o7777, 0, 0, root_meta.mtime()),
         );
-        self.walk(
-            &self.root,
-            "",
-            false,
-            &mut view,
-            &mut HashMap::new(),
-            &mut metadata,
-        )?;
-        Ok((view, metadata))
+        self.walk(&self.root, "", false, &mut view, &mut HashMap::new())?;
+        Ok(view)
     }
 
     /// Adds the entries under `dir`; returns whether anything was included.
@@ -126,7 +119,6 @@ impl Context {
         parent_excluded: bool,
         view: &mut FsView,
         inodes: &mut HashMap<(u64, u64), String>,
-        metadata: &mut HashMap<OsString, std::fs::Metadata>,
     ) -> Result<bool> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
@@ -170,8 +162,7 @@ impl Context {
                     // Put the directory first so its children have a parent, drop it again if
                     // it was excluded and nothing under it came back in.
                     view.put_base(&abs, node);
-                    let included =
-                        self.walk(&path, &child_rel, excluded, view, inodes, metadata)?;
+                    let included = self.walk(&path, &child_rel, excluded, view, inodes)?;
                     if excluded && !included {
                         view.remove_tree(&abs);
                     } else {
@@ -205,14 +196,14 @@ impl Context {
                 continue;
             };
             let size = if kind == Kind::File { meta.len() } else { 0 };
-            if kind == Kind::File {
-                metadata.insert(path.clone().into_os_string(), meta.clone());
-            }
             view.put_base(
                 &abs,
                 Node {
                     content: if kind == Kind::File {
-                        Content::Local(path.clone())
+                        Content::Local(Arc::new(LocalFile {
+                            path,
+                            stamp: Some(FileStamp::of(&meta)),
+                        }))
                     } else {
                         Content::None
                     },

@@ -173,7 +173,6 @@ pub struct Builder<'a> {
 struct WalkedContext {
     context: Context,
     view: FsView,
-    metadata: HashMap<std::ffi::OsString, std::fs::Metadata>,
     ms: u64,
 }
 
@@ -184,11 +183,10 @@ fn walk_context(
 ) -> Result<WalkedContext> {
     let context = Context::open(root, dockerfile, skipped)?;
     let started = std::time::Instant::now();
-    let (view, metadata) = context.view()?;
+    let view = context.view()?;
     Ok(WalkedContext {
         context,
         view,
-        metadata,
         ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -480,7 +478,7 @@ impl<'a> Builder<'a> {
             Some(NamedContext::Image(reference)) => self.resolve_image(&reference, platform).await,
             Some(NamedContext::Dir(dir)) => {
                 let mut state = scratch_state(platform);
-                state.view = Context::open(&dir, None, &self.options.skipped)?.view()?.0;
+                state.view = Context::open(&dir, None, &self.options.skipped)?.view()?;
                 Ok(state)
             }
             None => Err(Error::Internal(format!("no build context named {name}"))),
@@ -947,8 +945,10 @@ impl<'a> Builder<'a> {
         for matched in matches {
             let archive = match src.stat(&matched) {
                 Ok(Some((_, node))) if node.kind == Kind::File => match &node.content {
-                    Content::Local(file) if is_tar_archive(file, &self.scratch_file(file)) => {
-                        Some(file.clone())
+                    Content::Local(file)
+                        if is_tar_archive(&file.path, &self.scratch_file(&file.path)) =>
+                    {
+                        Some(file.path.clone())
                     }
                     _ => None,
                 },
@@ -998,7 +998,7 @@ impl<'a> Builder<'a> {
                 gid: 0,
                 mtime: downloaded.mtime,
                 size: downloaded.size,
-                content: Content::Local(downloaded.path),
+                content: Content::local(downloaded.path),
             },
         );
         fileop::copy_one(&source, &name, dst, &fileop::clean_keep_slash(dest), spec)
@@ -1069,7 +1069,7 @@ impl<'a> Builder<'a> {
                     let mut out =
                         std::fs::File::create(&local).map_err(|e| Error::io(&local, e))?;
                     let size = std::io::copy(&mut entry, &mut out).map_err(bad)?;
-                    (Kind::File, size, Content::Local(local))
+                    (Kind::File, size, Content::local(local))
                 }
                 _ => continue,
             };
@@ -1115,12 +1115,7 @@ impl<'a> Builder<'a> {
 
     fn context_view(&mut self) -> Result<Arc<FsView>> {
         if self.context.is_none() {
-            let WalkedContext {
-                context,
-                view,
-                metadata,
-                ms,
-            } = match self.context_walk.take() {
+            let WalkedContext { context, view, ms } = match self.context_walk.take() {
                 Some(walk) => walk
                     .join()
                     .map_err(|_| Error::Internal("the build context walk panicked".into()))??,
@@ -1130,9 +1125,8 @@ impl<'a> Builder<'a> {
                     &self.options.skipped,
                 )?,
             };
-            tracing::debug!(files = metadata.len(), ms, "walked the build context");
+            tracing::debug!(entries = view.len(), ms, "walked the build context");
             self.cache.set_context(context.root());
-            self.cache.remember_metadata(metadata);
             self.context = Some((context, Arc::new(view)));
         }
         Ok(self.context.as_ref().expect("just set").1.clone())
@@ -1821,7 +1815,7 @@ impl<'a> Builder<'a> {
                 continue;
             }
             if node.kind == Kind::File {
-                node.content = Content::Local(dir.join(path.trim_start_matches('/')));
+                node.content = Content::local(dir.join(path.trim_start_matches('/')));
             }
             state.view.put_base_owned(path, node);
         }
@@ -1897,7 +1891,7 @@ impl<'a> Builder<'a> {
                 )))
             };
             match content {
-                Content::Local(path) => open(path),
+                Content::Local(file) => open(&file.path),
                 Content::Bytes(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))),
                 Content::Layer { layer, path } => {
                     match extracted.get(&(layer.clone(), path.clone())) {
@@ -2323,7 +2317,7 @@ fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<Str
             (Kind::Symlink(link), _) => {
                 std::os::unix::fs::symlink(link, &target).map_err(|e| Error::io(&target, e))?
             }
-            (Kind::File, Content::Local(source)) => link_or_copy(source, &target)?,
+            (Kind::File, Content::Local(source)) => link_or_copy(&source.path, &target)?,
             (Kind::Hardlink(first), _) => {
                 std::fs::hard_link(at(first), &target).map_err(|e| Error::io(&target, e))?
             }
@@ -2428,7 +2422,7 @@ fn read_text(view: &FsView, path: &str) -> String {
     };
     match &node.content {
         Content::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Content::Local(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        Content::Local(file) => std::fs::read_to_string(&file.path).unwrap_or_default(),
         _ => String::new(),
     }
 }

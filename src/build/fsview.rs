@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::cache::FileStamp;
 use crate::reference::Digest;
 
 /// Symlinks followed in one resolution before giving up (Linux's limit is 40).
@@ -58,10 +59,35 @@ pub enum Content {
         layer: Digest,
         path: String,
     },
-    /// A file on local disk (the build context, an extracted file).
-    Local(PathBuf),
+    /// A file on local disk (the build context, an extracted file); shared, since views copy
+    /// nodes by the thousand.
+    Local(Arc<LocalFile>),
     Bytes(Arc<Vec<u8>>),
 }
+
+impl Content {
+    /// A local file whose stat is not known yet.
+    pub fn local(path: PathBuf) -> Self {
+        Content::Local(Arc::new(LocalFile { path, stamp: None }))
+    }
+}
+
+/// A file on local disk, with the stat the context walk saw when it is a context file (what
+/// the stat cache compares, so the file is not stat'ed again).
+#[derive(Debug)]
+pub struct LocalFile {
+    pub path: PathBuf,
+    pub stamp: Option<FileStamp>,
+}
+
+/// The same file: the stamp is only what the walk saw of it.
+impl PartialEq for LocalFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for LocalFile {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {

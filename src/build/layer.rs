@@ -126,7 +126,7 @@ fn append_entry<W: Write>(
             // File capabilities travel with the file, the only xattr BuildKit's layer writer
             // keeps (containerd pkg/archive/tar.go, ChangeWriter.HandleChange).
             if let Content::Local(source) = &node.content
-                && let Some(capability) = crate::fsutil::file_capability(source)
+                && let Some(capability) = crate::fsutil::file_capability(&source.path)
             {
                 builder
                     .append_pax_extensions([(

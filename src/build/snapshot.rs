@@ -72,7 +72,7 @@ pub fn layer_dir_entries(dir: &Path) -> Result<Vec<(String, Node)>> {
             .into_iter()
             .map(|Listed(path, kind, mode, uid, gid, mtime, size)| {
                 let content = match kind {
-                    Kind::File => Content::Local(dir.join(path.trim_start_matches('/'))),
+                    Kind::File => Content::local(dir.join(path.trim_start_matches('/'))),
                     _ => Content::None,
                 };
                 let node = Node {
@@ -365,7 +365,7 @@ fn node_of(path: &Path, meta: &std::fs::Metadata) -> Result<Node> {
         node.kind = Kind::Symlink(target.to_string_lossy().into_owned());
     } else if file_type.is_file() {
         node.size = meta.len();
-        node.content = Content::Local(path.to_path_buf());
+        node.content = Content::local(path.to_path_buf());
     } else if let Some(special) = Special::of(meta) {
         node.kind = Kind::Other(special);
     } else {
@@ -614,6 +614,6 @@ mod tests {
             second.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
             ["/etc", "/etc/a"]
         );
-        assert_eq!(second[1].1.content, Content::Local(dir.join("etc/a")));
+        assert_eq!(second[1].1.content, Content::local(dir.join("etc/a")));
     }
 }
