@@ -3,15 +3,14 @@
 //!   (paths, types, modes, owners, clamped mtimes, link targets and content digests) plus the
 //!   compression, so a step whose result is unchanged reuses its compressed blob and nothing
 //!   is compressed again;
-//! - a stat cache (path, size, mtime, ctime, inode, mode → sha256; `local/stat.v1.tsv`) so an unchanged context is
-//!   walked, not read;
+//! - a stat cache per build context (see `statcache`), so an unchanged context is walked, not
+//!   read;
 //! - base path indexes (see `baseindex`).
 //!
 //! Everything is written to a temporary file and renamed, so concurrent builds sharing the
 //! directory and builds killed half-way never leave a partial entry under its final name.
 
-use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::MetadataExt;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -19,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsview::{Content, Kind, LocalFile, Node};
+use super::fsview::{Content, Entry, Kind, LocalFile};
 use super::layer::BuiltLayer;
+use super::statcache::{FileStamp, StatCache};
 use crate::compress::Codec;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
@@ -28,47 +28,6 @@ use crate::fsutil::write_cache_entry;
 use crate::oci::Descriptor;
 use crate::reference::Digest;
 use crate::source::Source;
-
-/// The stat cache: one line per file, `size mtime ctime inode mode digest path`, tab-separated
-/// (read on every build, so a plain format that parses fast rather than JSON).
-const STAT_FILE: &str = "stat.v1.tsv";
-
-fn format_stat_cache(stat: &BTreeMap<String, StatEntry>) -> String {
-    let mut out = String::with_capacity(stat.len() * 160);
-    for (path, e) in stat {
-        // Paths with tabs or newlines are simply not remembered.
-        if path.contains(['\t', '\n']) {
-            continue;
-        }
-        use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{path}",
-            e.stamp.size, e.stamp.mtime_ns, e.stamp.ctime_ns, e.stamp.ino, e.stamp.mode, e.digest
-        );
-    }
-    out
-}
-
-/// Lines that do not parse are skipped: the file is only a cache.
-fn parse_stat_cache(text: &str) -> BTreeMap<String, StatEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.splitn(7, '\t');
-            let entry = StatEntry {
-                stamp: FileStamp {
-                    size: f.next()?.parse().ok()?,
-                    mtime_ns: f.next()?.parse().ok()?,
-                    ctime_ns: f.next()?.parse().ok()?,
-                    ino: f.next()?.parse().ok()?,
-                    mode: f.next()?.parse().ok()?,
-                },
-                digest: Digest::parse(f.next()?).ok()?,
-            };
-            Some((f.next()?.to_string(), entry))
-        })
-        .collect()
-}
 
 /// Bump when the layer format (tar headers, compression blocks) changes.
 const LAYER_FORMAT: &str = "hoist-layer-v1";
@@ -97,34 +56,6 @@ impl CacheStats {
             mine.fetch_add(theirs.load(Relaxed), Relaxed);
         }
     }
-}
-
-/// What the stat cache compares to know a file unchanged without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    ino: u64,
-    mode: u32,
-}
-
-impl FileStamp {
-    pub fn of(meta: &std::fs::Metadata) -> Self {
-        FileStamp {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            ino: meta.ino(),
-            mode: meta.mode(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct StatEntry {
-    stamp: FileStamp,
-    digest: Digest,
 }
 
 /// `layers/<key>.json`: the layer a step's key gave.
@@ -173,56 +104,59 @@ pub struct Cache {
     root: Option<PathBuf>,
     /// Keys → layers from `--cache-from` (the first reference that has a key wins).
     remote: Mutex<HashMap<Digest, RemoteLayer>>,
-    /// Only files under this directory (the build context) are remembered in the stat cache;
+    /// The build context (canonical): only files under it are remembered in the stat cache;
     /// files a build unpacks into its work directory are hashed but not recorded.
-    context: Mutex<Option<PathBuf>>,
+    context: Option<PathBuf>,
     /// `--no-cache`: results are still stored, never reused.
     reuse: bool,
-    stat: Mutex<BTreeMap<String, StatEntry>>,
+    /// The context's stat cache file, and the cache once read.
+    stat_file: Option<PathBuf>,
+    stat: Mutex<StatCache>,
     /// The stat cache being read (on a thread from `open`, while the build resolves its
     /// bases), until first needed: see [`Cache::stat`].
-    stat_loading: Mutex<Option<std::thread::JoinHandle<BTreeMap<String, StatEntry>>>>,
-    stat_dirty: std::sync::atomic::AtomicBool,
+    stat_loading: Mutex<Option<std::thread::JoinHandle<StatCache>>>,
     /// The stat cache being written (see [`Cache::save`]).
     saving: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub stats: CacheStats,
 }
 
 impl Cache {
-    /// A cache in `root` (None: no cache at all).
-    pub fn open(root: Option<&Path>, reuse: bool) -> Self {
-        let stat_file = root.map(|r| r.join("local").join(STAT_FILE));
-        let stat_loading = stat_file.map(|file| {
+    /// A cache in `root` (None: no cache at all), for a build of `context`.
+    pub fn open(root: Option<&Path>, reuse: bool, context: &Path) -> Self {
+        let context = std::fs::canonicalize(context).ok();
+        let stat_file = root.zip(context.as_deref()).map(|(root, context)| {
+            let name = Digest::sha256_of(context.as_os_str().as_encoded_bytes());
+            root.join("local")
+                .join("stat")
+                .join(format!("{}.tsv", &name.hex()[..32]))
+        });
+        let stat_loading = stat_file.clone().map(|file| {
             std::thread::spawn(move || {
                 std::fs::read_to_string(file)
-                    .map(|text| parse_stat_cache(&text))
+                    .map(StatCache::parse)
                     .unwrap_or_default()
             })
         });
         Cache {
             root: root.map(Path::to_path_buf),
             remote: Mutex::new(HashMap::new()),
-            context: Mutex::new(None),
+            context,
             reuse,
-            stat: Mutex::new(BTreeMap::new()),
+            stat_file,
+            stat: Mutex::new(StatCache::default()),
             stat_loading: Mutex::new(stat_loading),
-            stat_dirty: Default::default(),
             saving: Mutex::new(None),
             stats: CacheStats::default(),
         }
     }
 
     /// The stat cache, once read.
-    fn stat(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StatEntry>> {
+    fn stat(&self) -> std::sync::MutexGuard<'_, StatCache> {
         let mut stat = self.stat.lock().expect("stat cache lock");
         if let Some(loading) = self.stat_loading.lock().expect("stat load lock").take() {
             *stat = loading.join().unwrap_or_default();
         }
         stat
-    }
-
-    pub fn set_context(&self, root: &Path) {
-        *self.context.lock().expect("context lock") = Some(root.to_path_buf());
     }
 
     /// Where layers are written: the cache's blob store, else `fallback` (a build's work dir).
@@ -242,12 +176,17 @@ impl Cache {
                 FileStamp::of(&std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?)
             }
         };
-        let key = path.to_string_lossy();
-        if let Some(entry) = self.stat().get(key.as_ref())
-            && entry.stamp == stamp
+        // Keyed by the path in the context; other files are hashed, not remembered.
+        let key = self
+            .context
+            .as_deref()
+            .and_then(|context| path.strip_prefix(context).ok())
+            .map(Path::to_string_lossy);
+        if let Some(key) = &key
+            && let Some(digest) = self.stat().get(key, &stamp)
         {
             self.stats.files_unchanged.fetch_add(1, Ordering::Relaxed);
-            return Ok(entry.digest.clone());
+            return Ok(digest);
         }
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut hasher = Hasher::new("sha256")?;
@@ -261,19 +200,8 @@ impl Cache {
         }
         let digest = hasher.finish();
         self.stats.files_hashed.fetch_add(1, Ordering::Relaxed);
-        let in_context = self
-            .context
-            .lock()
-            .expect("context lock")
-            .as_ref()
-            .is_some_and(|c| path.starts_with(c));
-        if in_context {
-            let entry = StatEntry {
-                stamp,
-                digest: digest.clone(),
-            };
-            self.stat().insert(key.into_owned(), entry);
-            self.stat_dirty.store(true, Ordering::Relaxed);
+        if let Some(key) = key {
+            self.stat().insert(key.into_owned(), stamp, digest.clone());
         }
         Ok(digest)
     }
@@ -281,7 +209,7 @@ impl Cache {
     /// The key of a layer: everything its tar holds, and how it is compressed.
     pub fn layer_key(
         &self,
-        entries: &[(String, Node)],
+        entries: &[Entry<'_>],
         epoch: Option<i64>,
         codec: Codec,
     ) -> Result<Digest> {
@@ -373,18 +301,22 @@ impl Cache {
 
     /// Saves the stat cache (a best effort: losing it only costs re-reading files).
     pub fn save(&self) {
-        if let Some(root) = &self.root
-            && self.stat_dirty.swap(false, Ordering::Relaxed)
-        {
-            // The build is done with the stat cache: it is written while the image is pushed,
-            // and dropping the cache waits for that.
-            let stat = std::mem::take(&mut *self.stat());
-            let path = root.join("local").join(STAT_FILE);
-            let writer = std::thread::spawn(move || {
-                let _ = write_cache_entry(&path, format_stat_cache(&stat).as_bytes());
-            });
-            *self.saving.lock().expect("saving lock") = Some(writer);
+        let Some(path) = self.stat_file.clone() else {
+            return;
+        };
+        let mut stat = self.stat();
+        if !stat.changed() {
+            // Still in use: `cache prune` goes by modification time.
+            crate::fsutil::touch(&path);
+            return;
         }
+        // The build is done with the stat cache: it is written while the image is pushed,
+        // and dropping the cache waits for that.
+        let stat = std::mem::take(&mut *stat);
+        let writer = std::thread::spawn(move || {
+            let _ = write_cache_entry(&path, stat.to_text().as_bytes());
+        });
+        *self.saving.lock().expect("saving lock") = Some(writer);
     }
 }
 
@@ -393,31 +325,5 @@ impl Drop for Cache {
         if let Some(writer) = self.saving.get_mut().ok().and_then(Option::take) {
             let _ = writer.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_stat_cache_round_trips_and_skips_odd_paths() {
-        let entry = StatEntry {
-            stamp: FileStamp {
-                size: 12,
-                mtime_ns: 1_700_000_000_123_456_789,
-                ctime_ns: -5,
-                ino: 42,
-                mode: 0o100644,
-            },
-            digest: Digest::sha256_of(b"x"),
-        };
-        let mut stat = BTreeMap::new();
-        stat.insert("/ctx/a file".to_string(), entry.clone());
-        stat.insert("/ctx/tab\there".to_string(), entry.clone());
-        let parsed = parse_stat_cache(&format_stat_cache(&stat));
-        assert_eq!(parsed.len(), 1);
-        assert_eq!(parsed["/ctx/a file"], entry);
-        assert!(parse_stat_cache("garbage\n1\t2\n").is_empty());
     }
 }

@@ -111,6 +111,7 @@ pub fn prune(
         root.join("index"),
         local.join("layers"),
         local.join("cache-mounts"),
+        local.join("stat"),
     ] {
         for path in entries(&dir)? {
             let metadata = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;

@@ -7,9 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::cache::FileStamp;
 use super::fsview::{Content, FsView, Kind, LocalFile, Node, Special};
 use super::ignore::{PatternMatcher, parse_ignore_file};
+use super::statcache::FileStamp;
 use crate::error::{Error, Result};
 
 pub struct Context {
@@ -111,58 +111,55 @@ impl Context {
         Ok(view)
     }
 
-    /// Adds the entries under `dir`; returns whether anything was included.
+    /// Adds the entries under `dir` (`abs_dir` in the view, "" for the root); returns whether
+    /// anything was included.
     fn walk(
         &self,
         dir: &Path,
-        rel: &str,
+        abs_dir: &str,
         parent_excluded: bool,
         view: &mut FsView,
         inodes: &mut HashMap<(u64, u64), String>,
     ) -> Result<bool> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
+            .map(|e| e.map(|e| (e.file_name(), e)))
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::io(dir, e))?;
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         let mut any = false;
-        for entry in entries {
-            let path = entry.path();
+        for (name, entry) in entries {
+            let path = dir.join(&name);
             if self.skipped.contains(&path) {
                 continue;
             }
-            let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 return Err(Error::Usage(format!(
                     "{}: file names in the build context must be UTF-8",
                     path.display()
                 )));
             };
-            let child_rel = if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
-            };
+            let abs = format!("{abs_dir}/{name}");
+            let child_rel = &abs[1..];
             let excluded = self
                 .matcher
                 .as_ref()
-                .is_some_and(|m| m.matches_with_parent(&child_rel, parent_excluded));
+                .is_some_and(|m| m.matches_with_parent(child_rel, parent_excluded));
             // fstatat on the open directory: no path walk per file.
             let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
-            let abs = format!("/{child_rel}");
             let file_type = meta.file_type();
             if file_type.is_dir() {
                 let descend = !excluded
                     || self
                         .matcher
                         .as_ref()
-                        .is_some_and(|m| m.may_reinclude_under(&child_rel));
+                        .is_some_and(|m| m.may_reinclude_under(child_rel));
                 let node = Node::dir(meta.mode() & 0o7777, 0, 0, meta.mtime());
                 if descend {
                     // Put the directory first so its children have a parent, drop it again if
                     // it was excluded and nothing under it came back in.
                     view.put_base(&abs, node);
-                    let included = self.walk(&path, &child_rel, excluded, view, inodes)?;
+                    let included = self.walk(&path, &abs, excluded, view, inodes)?;
                     if excluded && !included {
                         view.remove_tree(&abs);
                     } else {

@@ -13,7 +13,7 @@ use super::cache::{Cache, Hit};
 use super::context::Context;
 use super::dockerfile::{Command, CopyArgs, Dockerfile, HealthArgs, Instruction, ShellOrExec};
 use super::fileop::{self, CopySpec, FileOpError};
-use super::fsview::{Content, FsView, Kind, Node, clean_abs};
+use super::fsview::{Content, Entry, FsView, Kind, Node, borrow_entries, clean_abs};
 use super::gofmt;
 use super::ignore::PatternMatcher;
 use super::image::{
@@ -913,11 +913,11 @@ impl<'a> Builder<'a> {
             // --link: the copy happened on scratch; its result is layered on top.
             let changes = target.take_changes();
             for (path, node) in target.layer_entries(&changes) {
-                if node.is_dir() && state.view.get(&path).is_some_and(Node::is_dir) {
-                    state.view.put(&path, node);
+                if node.is_dir() && state.view.get(path).is_some_and(Node::is_dir) {
+                    state.view.put(path, node.clone());
                 } else {
-                    state.view.remove_tree(&path);
-                    state.view.put(&path, node);
+                    state.view.remove_tree(path);
+                    state.view.put(path, node.clone());
                 }
             }
         } else {
@@ -1126,7 +1126,6 @@ impl<'a> Builder<'a> {
                 )?,
             };
             tracing::debug!(entries = view.len(), ms, "walked the build context");
-            self.cache.set_context(context.root());
             self.context = Some((context, Arc::new(view)));
         }
         Ok(self.context.as_ref().expect("just set").1.clone())
@@ -1653,7 +1652,7 @@ impl<'a> Builder<'a> {
         run::remove_stubs(&outcome.stubs)?;
         outcome.check(spec)?;
         let entries = snapshot::layer_changes(&sandbox.upper(), &lowers)?;
-        let built = self.write_layer(&entries).await?;
+        let built = self.write_layer(&borrow_entries(&entries)).await?;
         self.cache.store(key, &built)?;
         let layer = local_layer(built, key);
         // The upper directory is that layer, unpacked: keep it for later RUN steps.
@@ -1745,7 +1744,7 @@ impl<'a> Builder<'a> {
                 snapshot::insert_top_level(&mut changes, name, node);
             }
         }
-        let built = self.write_layer(&changes).await?;
+        let built = self.write_layer(&borrow_entries(&changes)).await?;
         self.cache.store(key, &built)?;
         let layer = local_layer(built, key);
         let mut chain = chain;
@@ -1881,7 +1880,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    async fn write_layer(&mut self, entries: &[(String, Node)]) -> Result<BuiltLayer> {
+    async fn write_layer(&mut self, entries: &[Entry<'_>]) -> Result<BuiltLayer> {
         self.extract_base_files(entries).await?;
         let extracted = &self.extracted;
         let opener = |content: &Content| -> Result<Box<dyn Read>> {
@@ -1916,7 +1915,7 @@ impl<'a> Builder<'a> {
 
     /// Reads the files a layer needs out of base layers (one pass per base layer), for files
     /// copied from another stage or image that came from a base.
-    async fn extract_base_files(&mut self, entries: &[(String, Node)]) -> Result<()> {
+    async fn extract_base_files(&mut self, entries: &[Entry<'_>]) -> Result<()> {
         let mut wanted: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
         for (_, node) in entries {
             if let Content::Layer { layer, path } = &node.content
@@ -2295,7 +2294,7 @@ fn run_argv(
 /// The context files `entries` (the view at and below `root`, .dockerignore applied) as a
 /// directory tree in `dir`: hard links where the file system allows, else copies. Returns the
 /// path inside `dir` standing for `root` (a single file is put at `dir/file`).
-fn materialize(entries: &[(String, Node)], root: &str, dir: &Path) -> Result<String> {
+fn materialize(entries: &[Entry<'_>], root: &str, dir: &Path) -> Result<String> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let single_file = entries.len() == 1 && !entries[0].1.is_dir();
     let at = |path: &str| -> PathBuf {

@@ -115,6 +115,7 @@ pub fn copy_one(
         spec,
         parents: Vec::new(),
         copied: Default::default(),
+        track_copies: src.has_hardlinks_under(&src_followed),
     };
     copier.copy_node(&src_followed, "", &target, false, false, false)
 }
@@ -133,9 +134,11 @@ struct Copier<'a, 'b> {
     parents: Vec<PendingParent>,
     /// Files copied so far: source path → destination path, so hard links follow them.
     copied: std::collections::HashMap<String, String>,
+    /// Whether the source has hard links to follow (else `copied` stays empty).
+    track_copies: bool,
 }
 
-impl Copier<'_, '_> {
+impl<'a> Copier<'a, '_> {
     /// fsutil `copier.copy`: `components` is the path relative to the copy's source root.
     fn copy_node(
         &mut self,
@@ -228,13 +231,13 @@ impl Copier<'_, '_> {
                         ..node
                     };
                     self.put_with_info(target, file);
-                    self.copied.insert(to.clone(), target.to_string());
+                    self.remember_copy(to, target);
                 }
                 Ok(())
             }
             kind => {
                 if *kind == Kind::File {
-                    self.copied.insert(src.to_string(), target.to_string());
+                    self.remember_copy(src, target);
                 }
                 self.put_with_info(target, node);
                 Ok(())
@@ -265,16 +268,16 @@ impl Copier<'_, '_> {
             .exclude
             .is_some_and(PatternMatcher::has_exclusions);
         if !excluded || exclusions {
-            let children: Vec<String> = self.src.children(src).map(|(k, _)| k.clone()).collect();
-            for child in children {
-                let name = base_name(&child);
+            let view: &'a FsView = self.src;
+            for (child, _) in view.children(src) {
+                let name = base_name(child);
                 let child_components = if components.is_empty() {
                     name.to_string()
                 } else {
                     format!("{components}/{name}")
                 };
                 self.copy_node(
-                    &child,
+                    child,
                     &child_components,
                     &join(target, name),
                     true,
@@ -365,6 +368,12 @@ impl Copier<'_, '_> {
             into.mode = self.spec.chmod.unwrap_or(from.mode) & 0o7777;
         }
         into.mtime = from.mtime;
+    }
+
+    fn remember_copy(&mut self, src: &str, target: &str) {
+        if self.track_copies {
+            self.copied.insert(src.to_string(), target.to_string());
+        }
     }
 
     fn put_with_info(&mut self, target: &str, node: Node) {

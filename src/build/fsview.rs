@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::cache::FileStamp;
+use super::statcache::FileStamp;
 use crate::reference::Digest;
 
 /// Symlinks followed in one resolution before giving up (Linux's limit is 40).
@@ -48,6 +48,14 @@ impl Special {
             None
         }
     }
+}
+
+/// A layer's entry: an absolute path and its node, borrowed from a view.
+pub type Entry<'a> = (&'a str, &'a Node);
+
+/// Borrows owned entries (a RUN step's changes) as layer entries.
+pub fn borrow_entries(entries: &[(String, Node)]) -> Vec<Entry<'_>> {
+    entries.iter().map(|(p, n)| (p.as_str(), n)).collect()
 }
 
 /// Where a file's bytes are.
@@ -208,29 +216,35 @@ impl FsView {
         self.nodes.iter()
     }
 
-    /// Direct children of a directory, in name order.
     /// `root` and everything below it, in path order.
-    pub fn subtree(&self, root: &str) -> Vec<(String, Node)> {
+    pub fn subtree(&self, root: &str) -> Vec<Entry<'_>> {
+        self.under(root).collect()
+    }
+
+    /// Whether `root` or anything below it is a hard link.
+    pub fn has_hardlinks_under(&self, root: &str) -> bool {
+        self.under(root)
+            .any(|(_, n)| matches!(n.kind, Kind::Hardlink(_)))
+    }
+
+    fn under<'a>(&'a self, root: &str) -> impl Iterator<Item = Entry<'a>> + 'a {
+        use std::ops::Bound::{Included, Unbounded};
         let prefix = if root == "/" {
             "/".to_string()
         } else {
             format!("{root}/")
         };
-        let mut out: Vec<(String, Node)> = self
+        let below = self
             .nodes
-            .get(root)
-            .map(|n| (root.to_string(), n.clone()))
+            .range::<str, _>((Included(prefix.as_str()), Unbounded));
+        self.nodes
+            .get_key_value(root)
             .into_iter()
-            .collect();
-        out.extend(
-            self.nodes
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, n)| (k.clone(), n.clone())),
-        );
-        out
+            .chain(below.take_while(move |(k, _)| k.starts_with(&prefix)))
+            .map(|(k, n)| (k.as_str(), n))
     }
 
+    /// Direct children of a directory, in name order.
     pub fn children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
         let prefix = if dir == "/" {
             "/".to_string()
@@ -411,15 +425,15 @@ impl FsView {
 
     /// The entries of a diff layer for `changed`: each changed path that still exists, plus its
     /// parent directories (as containerd's diff writer includes them), in path order.
-    pub fn layer_entries(&self, changed: &BTreeSet<String>) -> Vec<(String, Node)> {
-        let mut paths = BTreeSet::new();
+    pub fn layer_entries(&self, changed: &BTreeSet<String>) -> Vec<Entry<'_>> {
+        let mut paths: BTreeSet<&str> = BTreeSet::new();
         for path in changed {
             if !self.nodes.contains_key(path) {
                 continue;
             }
             let mut p = Some(path.as_str());
             while let Some(dir) = p {
-                if dir == "/" || !paths.insert(dir.to_string()) {
+                if dir == "/" || !paths.insert(dir) {
                     break;
                 }
                 p = parent_of(dir);
@@ -427,14 +441,15 @@ impl FsView {
         }
         let (mut entries, mut links): (Vec<_>, Vec<_>) = paths
             .into_iter()
-            .filter_map(|p| self.nodes.get(&p).map(|n| (p, n.clone())))
+            .filter_map(|p| self.nodes.get_key_value(p))
+            .map(|(p, n)| (p.as_str(), n))
             .partition(|(_, n)| !matches!(n.kind, Kind::Hardlink(_)));
         // A hard link must come after its target in a tar, whatever their names: links go
         // last, each once the link it points to (if that is in this layer too) is written.
         while !links.is_empty() {
-            let pending: BTreeSet<String> = links.iter().map(|(p, _)| p.clone()).collect();
+            let pending: BTreeSet<&str> = links.iter().map(|(p, _)| *p).collect();
             let (ready, waiting): (Vec<_>, Vec<_>) = links.into_iter().partition(
-                |(_, n)| !matches!(&n.kind, Kind::Hardlink(target) if pending.contains(target)),
+                |(_, n)| !matches!(&n.kind, Kind::Hardlink(target) if pending.contains(target.as_str())),
             );
             links = waiting;
             if ready.is_empty() {

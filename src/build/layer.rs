@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::fsview::{Content, Kind, Node, Special};
+use super::fsview::{Content, Entry, Kind, Node, Special};
 use crate::compress::{BlockWriter, Codec};
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ pub type ContentOpener<'a> = dyn Fn(&Content) -> Result<Box<dyn Read>> + 'a;
 /// digest), compressing on `threads` threads with a fixed block layout (see
 /// [`crate::compress`]). With `epoch`, mtimes later than it are clamped to it.
 pub fn write_layer(
-    entries: &[(String, Node)],
+    entries: &[Entry<'_>],
     open: &ContentOpener,
     epoch: Option<i64>,
     codec: Codec,
@@ -204,6 +204,7 @@ impl Read for ExactSize<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::fsview::borrow_entries;
     use std::sync::Arc;
 
     fn open(content: &Content) -> Result<Box<dyn Read>> {
@@ -243,7 +244,7 @@ mod tests {
     fn same_entries_same_digest_and_readable_tar() {
         let dir = tempfile::tempdir().unwrap();
         let a = write_layer(
-            &entries(),
+            &borrow_entries(&entries()),
             &open,
             Some(1_750_000_000),
             Codec::Gzip,
@@ -252,7 +253,7 @@ mod tests {
         )
         .unwrap();
         let b = write_layer(
-            &entries(),
+            &borrow_entries(&entries()),
             &open,
             Some(1_750_000_000),
             Codec::Gzip,

@@ -21,6 +21,7 @@ pub mod run;
 pub mod runmount;
 pub mod shell;
 pub mod snapshot;
+pub mod statcache;
 pub mod userns;
 
 use std::sync::Arc;
@@ -76,6 +77,7 @@ async fn build_image(
     let cache = Arc::new(cache::Cache::open(
         options.cache_dir.as_deref(),
         !options.no_cache,
+        &options.context,
     ));
     cache.import(remote_cache::import(client, &options.cache_from, &options.platform).await);
     let builder = execute::Builder::new(client, options, &dockerfile, &plan, cache.clone())?;

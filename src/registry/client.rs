@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -204,9 +204,7 @@ struct Host {
 }
 
 struct Inner {
-    http: reqwest::Client,
-    /// For insecure registries: accepts any certificate.
-    http_insecure: reqwest::Client,
+    http: Arc<HttpClients>,
     settings: Settings,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     reporter: Arc<dyn Reporter>,
@@ -227,6 +225,69 @@ struct Inner {
     manifest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// The HTTP clients, each built on first use: building one reads every CA certificate of the
+/// system, wasted on a run that only talks to loopback registries.
+struct HttpClients {
+    loopback_only: bool,
+    verifying: OnceLock<std::result::Result<reqwest::Client, String>>,
+    /// For insecure registries: accepts any certificate.
+    insecure: OnceLock<std::result::Result<reqwest::Client, String>>,
+}
+
+impl HttpClients {
+    fn new(loopback_only: bool) -> Self {
+        HttpClients {
+            loopback_only,
+            verifying: OnceLock::new(),
+            insecure: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, insecure: bool) -> Result<&reqwest::Client> {
+        let cell = if insecure {
+            &self.insecure
+        } else {
+            &self.verifying
+        };
+        cell.get_or_init(|| self.build(insecure))
+            .as_ref()
+            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))
+    }
+
+    fn build(&self, insecure: bool) -> std::result::Result<reqwest::Client, String> {
+        let loopback_only = self.loopback_only;
+        let redirect = || {
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 10 {
+                    attempt.error("too many redirects")
+                } else if loopback_only && !attempt.url().host_str().is_some_and(is_loopback_host) {
+                    attempt.error("HOIST_TEST_LOOPBACK_ONLY refuses a redirect off loopback")
+                } else {
+                    attempt.follow()
+                }
+            })
+        };
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(30))
+                .read_timeout(Duration::from_secs(120))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .redirect(redirect())
+                .tls_danger_accept_invalid_certs(insecure)
+        };
+        builder()
+            .build()
+            .or_else(|e| {
+                // No CA certificates on this machine (a bare job container): plain HTTP
+                // and local work still go; a TLS registry then fails its handshake.
+                tracing::debug!("no system CA certificates ({e}): TLS peers cannot be verified");
+                builder().tls_certs_only([]).build()
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
@@ -241,47 +302,10 @@ pub enum Access {
 
 impl RegistryClient {
     pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
-        let loopback_only = settings.loopback_only;
-        let build = |insecure: bool| {
-            let redirect = || {
-                reqwest::redirect::Policy::custom(move |attempt| {
-                    if attempt.previous().len() >= 10 {
-                        attempt.error("too many redirects")
-                    } else if loopback_only
-                        && !attempt.url().host_str().is_some_and(is_loopback_host)
-                    {
-                        attempt.error("HOIST_TEST_LOOPBACK_ONLY refuses a redirect off loopback")
-                    } else {
-                        attempt.follow()
-                    }
-                })
-            };
-            let builder = || {
-                reqwest::Client::builder()
-                    .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
-                    .connect_timeout(Duration::from_secs(30))
-                    .read_timeout(Duration::from_secs(120))
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    .redirect(redirect())
-                    .tls_danger_accept_invalid_certs(insecure)
-            };
-            builder()
-                .build()
-                .or_else(|e| {
-                    // No CA certificates on this machine (a bare job container): plain HTTP
-                    // and local work still go; a TLS registry then fails its handshake.
-                    tracing::debug!(
-                        "no system CA certificates ({e}): TLS peers cannot be verified"
-                    );
-                    builder().tls_certs_only([]).build()
-                })
-                .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))
-        };
         let aws = Arc::new(Aws::new(settings.aws.clone(), reporter.clone()));
         Ok(RegistryClient {
             inner: Arc::new(Inner {
-                http: build(false)?,
-                http_insecure: build(true)?,
+                http: Arc::new(HttpClients::new(settings.loopback_only)),
                 settings,
                 hosts: Mutex::new(HashMap::new()),
                 reporter,
@@ -306,7 +330,6 @@ impl RegistryClient {
         let client = RegistryClient {
             inner: Arc::new(Inner {
                 http: self.inner.http.clone(),
-                http_insecure: self.inner.http_insecure.clone(),
                 settings: self.inner.settings.clone(),
                 hosts: Mutex::new(HashMap::new()),
                 reporter: self.inner.reporter.clone(),
@@ -411,12 +434,8 @@ impl RegistryClient {
             || self.inner.settings.insecure.iter().any(|h| h == registry)
     }
 
-    fn http_for(&self, registry: &str) -> &reqwest::Client {
-        if self.is_insecure(registry) {
-            &self.inner.http_insecure
-        } else {
-            &self.inner.http
-        }
+    fn http_for(&self, registry: &str) -> Result<&reqwest::Client> {
+        self.inner.http.get(self.is_insecure(registry))
     }
 
     fn check_loopback(&self, url: &Url) -> Result<()> {
@@ -456,6 +475,7 @@ impl RegistryClient {
                         vec![parse_base(&format!("https://{registry}"))?]
                     };
                 let last = candidates.len() - 1;
+                let http = self.http_for(registry)?;
                 for (i, base) in candidates.into_iter().enumerate() {
                     let ping = base.join("/v2/").expect("static path");
                     self.check_loopback(&ping)?;
@@ -464,8 +484,7 @@ impl RegistryClient {
                     // 5xx or a connection cut after it was made is a server speaking this
                     // scheme, failing for now: retried below.
                     let probed = if i < last {
-                        match self
-                            .http_for(registry)
+                        match http
                             .get(ping.clone())
                             .timeout(Duration::from_secs(5))
                             .send()
@@ -506,8 +525,7 @@ impl RegistryClient {
                             let policy = self.inner.settings.retry.clone();
                             policy
                                 .run(&redact_url(&ping), &self.inner.reporter, || async {
-                                    let resp = self
-                                        .http_for(registry)
+                                    let resp = http
                                         .get(ping.clone())
                                         .send()
                                         .await
@@ -654,9 +672,10 @@ impl RegistryClient {
         self.check_loopback(&url)?;
         let shown = redact_url(&url);
         let policy = self.inner.settings.retry.clone();
+        let http = self.http_for(&host.registry)?;
         let resp = policy
             .run(&shown, &self.inner.reporter, || async {
-                let mut req = self.http_for(&host.registry).get(url.clone());
+                let mut req = http.get(url.clone());
                 if let Some(c) = &credential {
                     req = req.header(AUTHORIZATION, c.basic_header());
                 }
@@ -719,10 +738,11 @@ impl RegistryClient {
         Fut: Future<Output = Result<(RequestBuilder, Url)>>,
     {
         let base = self.base(host).await?;
+        let http = self.http_for(&host.registry)?;
         let mut challenged = false;
         let mut refreshed = false;
         loop {
-            let (mut req, url) = make(self.http_for(&host.registry), &base).await?;
+            let (mut req, url) = make(http, &base).await?;
             self.check_loopback(&url)?;
             let header = self.authorization(host, scopes).await?;
             if let Some(header) = &header {

@@ -21,6 +21,11 @@ fn project() -> tempfile::TempDir {
 }
 
 fn build(dir: &Path, extra: &[&str]) -> Run {
+    build_with_cache(dir, &dir.join("cache"), extra)
+}
+
+/// Builds `dir`/ctx into `dir`/out with the cache in `cache`.
+fn build_with_cache(dir: &Path, cache: &Path, extra: &[&str]) -> Run {
     let mut args = vec![
         "--json".to_string(),
         "build".into(),
@@ -30,7 +35,7 @@ fn build(dir: &Path, extra: &[&str]) -> Run {
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     Hoist::new()
-        .env("HOIST_CACHE_DIR", dir.join("cache"))
+        .env("HOIST_CACHE_DIR", cache)
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .run(&args)
 }
@@ -70,6 +75,46 @@ fn a_second_build_reads_no_file_and_compresses_nothing() {
     let fourth = build(dir.path(), &["--no-cache"]);
     assert_eq!(counts(fourth.ok()).2, 3);
     assert_eq!(fourth.json()["digest"], third.json()["digest"]);
+}
+
+/// Each context keeps its own stat cache: a cache dir shared by many projects does not make
+/// every build read (and rewrite) the stat entries of all of them.
+#[test]
+fn each_context_has_its_own_stat_cache() {
+    let dir = project();
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("ctx")).unwrap();
+    for entry in std::fs::read_dir(dir.path().join("ctx")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), other.join("ctx").join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(other.join("ctx/dir")).unwrap();
+    std::fs::write(other.join("ctx/dir/only"), "only\n").unwrap();
+    let cache = dir.path().join("cache");
+    let with_cache = |project: &Path| build_with_cache(project, &cache, &[]);
+    assert_eq!(counts(with_cache(dir.path()).ok()).0, 22);
+    assert_eq!(counts(with_cache(&other).ok()).0, 3);
+    let stat_dir = dir.path().join("cache/local/stat");
+    let mut lines: Vec<usize> = std::fs::read_dir(&stat_dir)
+        .unwrap()
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [3, 22],
+        "one stat file per context, each with its own files"
+    );
+    // Both still hit: neither build dropped the other's entries.
+    assert_eq!(counts(with_cache(dir.path()).ok()).0, 0);
+    assert_eq!(counts(with_cache(&other).ok()).0, 0);
 }
 
 #[test]

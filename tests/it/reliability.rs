@@ -159,6 +159,8 @@ fn cache_prune_removes_the_least_recently_used_first_and_by_age() {
     std::thread::sleep(Duration::from_millis(1100));
     let all = hoist(&cache).run(["--json", "cache", "prune", "--max-age", "1s"]);
     assert_eq!(all.ok().json()["kept"], 0);
+    let stat_files = std::fs::read_dir(cache.join("local/stat")).unwrap().count();
+    assert_eq!(stat_files, 0, "stat caches are pruned like the rest");
     assert_eq!(
         cache_counts(build_to(&cache, &a, &dir.path().join("out")).ok()),
         (3, 0)
