@@ -42,7 +42,8 @@ fn write_replacing(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Resul
     Ok(())
 }
 
-/// An exclusive advisory lock held until dropped (flock on a lock file).
+/// An advisory lock held until dropped (flock on a lock file): exclusive, or shared with
+/// other shared holders.
 pub struct FileLock {
     _file: File,
 }
@@ -50,15 +51,25 @@ pub struct FileLock {
 impl FileLock {
     /// Waits for the lock.
     pub fn acquire(path: &Path) -> Result<Self> {
-        Ok(Self::lock(path, true)?.expect("a blocking flock returns locked"))
+        Ok(Self::lock(path, true, false)?.expect("a blocking flock returns locked"))
     }
 
     /// The lock if nobody holds it now.
     pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
-        Self::lock(path, false)
+        Self::lock(path, false, false)
     }
 
-    fn lock(path: &Path, wait: bool) -> Result<Option<Self>> {
+    /// Waits for a shared lock: held by any number at once, never with an exclusive one.
+    pub fn shared(path: &Path) -> Result<Self> {
+        Ok(Self::lock(path, true, true)?.expect("a blocking flock returns locked"))
+    }
+
+    /// A shared lock if no exclusive holder has it now.
+    pub fn try_shared(path: &Path) -> Result<Option<Self>> {
+        Self::lock(path, false, true)
+    }
+
+    fn lock(path: &Path, wait: bool, shared: bool) -> Result<Option<Self>> {
         use std::os::fd::AsRawFd;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -69,11 +80,8 @@ impl FileLock {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        let operation = if wait {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_EX | libc::LOCK_NB
-        };
+        let kind = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+        let operation = if wait { kind } else { kind | libc::LOCK_NB };
         // SAFETY: flock on a descriptor we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
         if rc != 0 {
@@ -114,4 +122,24 @@ pub fn file_capability(path: &Path) -> Option<Vec<u8>> {
         value.truncate(n as usize);
         value
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_locks_coexist_and_exclude_the_exclusive_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = FileLock::shared(&path).unwrap();
+        let second = FileLock::try_shared(&path).unwrap();
+        assert!(second.is_some(), "two shared holders");
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        drop((first, second));
+        let exclusive = FileLock::try_acquire(&path).unwrap().expect("free again");
+        assert!(FileLock::try_shared(&path).unwrap().is_none());
+        drop(exclusive);
+        assert!(FileLock::try_shared(&path).unwrap().is_some());
+    }
 }

@@ -117,12 +117,16 @@ pub struct Cache {
     stat_loading: Mutex<Option<std::thread::JoinHandle<StatCache>>>,
     /// The stat cache being written (see [`Cache::save`]).
     saving: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held while the cache is in use: `cache verify` and `cache prune` wait for it.
+    _in_use: Option<crate::fsutil::FileLock>,
     pub stats: CacheStats,
 }
 
 impl Cache {
-    /// A cache in `root` (None: no cache at all), for a build of `context`.
-    pub fn open(root: Option<&Path>, reuse: bool, context: &Path) -> Self {
+    /// A cache in `root` (None: no cache at all), for a build of `context`; `waiting` is called
+    /// if the build must wait for `cache verify` or `cache prune` to finish first.
+    pub fn open(root: Option<&Path>, reuse: bool, context: &Path, waiting: impl FnOnce()) -> Self {
+        let in_use = root.and_then(|root| super::cache_admin::lock_for_build(root, waiting));
         let context = std::fs::canonicalize(context).ok();
         let stat_file = root.zip(context.as_deref()).map(|(root, context)| {
             let name = Digest::sha256_of(context.as_os_str().as_encoded_bytes());
@@ -146,6 +150,7 @@ impl Cache {
             stat: Mutex::new(StatCache::default()),
             stat_loading: Mutex::new(stat_loading),
             saving: Mutex::new(None),
+            _in_use: in_use,
             stats: CacheStats::default(),
         }
     }

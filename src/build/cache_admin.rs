@@ -15,6 +15,37 @@ use crate::reference::Digest;
 /// Temporary files younger than this may belong to a build running now: left alone.
 const IN_PROGRESS: Duration = Duration::from_secs(3600);
 
+/// Builds hold this lock shared for as long as they use the cache; verify and prune hold it
+/// exclusively, so they never remove what a running build has just looked up.
+const LOCK_FILE: &str = "cache.lock";
+
+/// The cache for a build: waits (calling `waiting` first) while verify or prune runs. None
+/// when the lock cannot be taken at all (a read-only cache, which nothing prunes).
+pub fn lock_for_build(root: &Path, waiting: impl FnOnce()) -> Option<FileLock> {
+    let path = root.join(LOCK_FILE);
+    match FileLock::try_shared(&path) {
+        Ok(Some(lock)) => Some(lock),
+        Ok(None) => {
+            waiting();
+            FileLock::shared(&path).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// The cache to itself, for verify and prune: waits (calling `waiting` first) for the
+/// builds using it to end.
+pub fn lock_exclusive(root: &Path, waiting: impl FnOnce()) -> Result<FileLock> {
+    let path = root.join(LOCK_FILE);
+    match FileLock::try_acquire(&path)? {
+        Some(lock) => Ok(lock),
+        None => {
+            waiting();
+            FileLock::acquire(&path)
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct VerifyReport {
     /// Blobs re-hashed.

@@ -78,6 +78,11 @@ async fn build_image(
         options.cache_dir.as_deref(),
         !options.no_cache,
         &options.context,
+        || {
+            client.reporter().report(crate::progress::Event::Warning(
+                "waiting for `hoist cache verify`/`prune` to finish with the cache".into(),
+            ))
+        },
     ));
     cache.import(remote_cache::import(client, &options.cache_from, &options.platform).await);
     let builder = execute::Builder::new(client, options, &dockerfile, &plan, cache.clone())?;

@@ -11,7 +11,7 @@ pub enum Command {
     /// interrupted build (a build never uses a bad entry either way).
     Verify,
     /// Remove entries unused for longer than --max-age, then the least recently used until
-    /// the cache fits in --max-size. Run it when no build uses the cache (a job's start).
+    /// the cache fits in --max-size (after the builds using the cache end).
     Prune(PruneArgs),
 }
 
@@ -28,6 +28,13 @@ pub struct PruneArgs {
 pub fn run(ctx: &Context, command: Command) -> Result<()> {
     let root = super::build::cache_dir()
         .ok_or_else(|| Error::Usage("no cache directory: set HOIST_CACHE_DIR (or HOME)".into()))?;
+    let _lock = cache_admin::lock_exclusive(&root, || {
+        ctx.client
+            .reporter()
+            .report(hoist::progress::Event::Warning(
+                "waiting for the builds using the cache to finish".into(),
+            ));
+    })?;
     match command {
         Command::Verify => {
             let report = cache_admin::verify(&root)?;

@@ -173,6 +173,64 @@ fn cache_prune_removes_the_least_recently_used_first_and_by_age() {
         .fails_with(1, "--max-size");
 }
 
+/// Builds hold the cache shared while they run; prune (and verify) hold it exclusively, so
+/// neither removes what the other is using. The test holds the lock as the other side would.
+#[test]
+fn cache_prune_and_builds_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let lock = cache.join("cache.lock");
+    let a = dir.path().join("a");
+    context(&a, 1, 1 << 10, "a");
+    let out = format!("oci:{}", dir.path().join("out").display());
+    build_to(&cache, &a, &dir.path().join("out")).ok();
+    let build = hoist::fsutil::FileLock::shared(&lock).unwrap();
+    let prune = ["--json", "cache", "prune", "--max-size", "0"].map(String::from);
+    let report = run_once_unlocked(
+        &cache,
+        &prune,
+        "waiting for the builds using the cache",
+        build,
+    );
+    assert_eq!(report["kept"], 0, "{report}");
+    let pruning = hoist::fsutil::FileLock::acquire(&lock).unwrap();
+    let args = ["--json", "build", a.to_str().unwrap(), "-o", &out].map(String::from);
+    let report = run_once_unlocked(&cache, &args, "waiting for `hoist cache", pruning);
+    assert_eq!(report["cache"]["layers_built"], 3, "{report}");
+}
+
+/// Starts hoist with `args`, waits until it says `waiting` (held up by `lock`), checks it is
+/// still held up, releases the lock and returns its JSON result.
+fn run_once_unlocked(
+    cache: &Path,
+    args: &[String],
+    waiting: &str,
+    lock: hoist::fsutil::FileLock,
+) -> Value {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .env("HOIST_CACHE_DIR", cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kept open to the end: a closed pipe would fail its later writes.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let said = stderr
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains(waiting));
+    assert!(said.is_some(), "never said it waits ({args:?})");
+    assert!(child.try_wait().unwrap().is_none(), "{args:?} did not wait");
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    drop(stderr);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn builds_and_pushes_killed_at_random_points_leave_nothing_broken() {
     let kills = env_count("HOIST_TEST_KILLS", 50);
