@@ -124,17 +124,11 @@ pub fn read_index(tar: impl Read, what: &str) -> Result<LayerIndex> {
                     let target = link()?;
                     Kind::Hardlink(entry_path(target.as_bytes(), what)?)
                 }
-                tar::EntryType::Fifo => Kind::Other(Special::Fifo),
-                tar::EntryType::Char => Kind::Other(Special::Char {
-                    major: header.device_major().ok().flatten().unwrap_or(0),
-                    minor: header.device_minor().ok().flatten().unwrap_or(0),
-                }),
-                tar::EntryType::Block => Kind::Other(Special::Block {
-                    major: header.device_major().ok().flatten().unwrap_or(0),
-                    minor: header.device_minor().ok().flatten().unwrap_or(0),
-                }),
                 // Anything else a tar may hold has no place in a file tree.
-                _ => continue,
+                _ => match Special::of_tar(&header) {
+                    Some(special) => Kind::Other(special),
+                    None => continue,
+                },
             };
             (path, EntryKind::Node(kind))
         };

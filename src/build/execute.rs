@@ -13,7 +13,7 @@ use super::cache::{Cache, Hit};
 use super::context::Context;
 use super::dockerfile::{Command, CopyArgs, Dockerfile, HealthArgs, Instruction, ShellOrExec};
 use super::fileop::{self, CopySpec, FileOpError};
-use super::fsview::{Content, Entry, FsView, Kind, Node, borrow_entries, clean_abs};
+use super::fsview::{Content, Entry, FsView, Kind, Node, Special, borrow_entries, clean_abs};
 use super::gofmt;
 use super::ignore::PatternMatcher;
 use super::image::{
@@ -1071,7 +1071,12 @@ impl<'a> Builder<'a> {
                     let size = std::io::copy(&mut entry, &mut out).map_err(bad)?;
                     (Kind::File, size, Content::local(local))
                 }
-                _ => continue,
+                // Fifos and device nodes, as BuildKit's unpacking (as root) makes them;
+                // anything else has no place in a file tree.
+                _ => match Special::of_tar(&header) {
+                    Some(special) => (Kind::Other(special), 0, Content::None),
+                    None => continue,
+                },
             };
             let parent = super::fsview::parent_of(&path).unwrap_or("/").to_string();
             dst.mkdir_all(&parent, 0o755, 0, 0, self.fs_time)

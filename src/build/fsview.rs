@@ -48,6 +48,24 @@ impl Special {
             None
         }
     }
+
+    /// The special file a tar header describes, if it is one.
+    pub fn of_tar(header: &tar::Header) -> Option<Special> {
+        let major = || header.device_major().ok().flatten().unwrap_or(0);
+        let minor = || header.device_minor().ok().flatten().unwrap_or(0);
+        match header.entry_type() {
+            tar::EntryType::Fifo => Some(Special::Fifo),
+            tar::EntryType::Char => Some(Special::Char {
+                major: major(),
+                minor: minor(),
+            }),
+            tar::EntryType::Block => Some(Special::Block {
+                major: major(),
+                minor: minor(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A layer's entry: an absolute path and its node, borrowed from a view.

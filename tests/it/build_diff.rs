@@ -522,6 +522,42 @@ fn add_unpacks_local_tar_archives() {
     );
 }
 
+/// Fifos and device nodes in an added tar are made, as BuildKit's unpacking (as root) does.
+#[test]
+fn add_unpacks_fifos_and_device_nodes() {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, device: (u32, u32), data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        header.set_device_major(device.0).unwrap();
+        header.set_device_minor(device.1).unwrap();
+        header.set_size(data.len() as u64);
+        archive.append_data(&mut header, path, data).unwrap();
+    };
+    add("dev/", tar::EntryType::Directory, 0o755, (0, 0), b"");
+    add("dev/pipe", tar::EntryType::Fifo, 0o640, (0, 0), b"");
+    add("dev/null", tar::EntryType::Char, 0o666, (1, 3), b"");
+    add("dev/loop9", tar::EntryType::Block, 0o660, (7, 9), b"");
+    add(
+        "dev/file",
+        tar::EntryType::Regular,
+        0o644,
+        (0, 0),
+        b"plain\n",
+    );
+    let bytes = archive.into_inner().unwrap();
+    same_as_buildkit_binary(
+        "add_unpacks_fifos_and_device_nodes",
+        &[("dev.tar", bytes)],
+        "FROM scratch\nADD dev.tar /x/\n",
+        &[],
+    );
+}
+
 /// Like [`same_as_buildkit`] for a context of binary files (all 0644).
 fn same_as_buildkit_binary(
     name: &str,
