@@ -318,8 +318,16 @@ impl Cache {
         // The build is done with the stat cache: it is written while the image is pushed,
         // and dropping the cache waits for that.
         let stat = std::mem::take(&mut *stat);
+        let old_format = self
+            .root
+            .as_ref()
+            .map(|r| r.join("local").join("stat.v1.tsv"));
         let writer = std::thread::spawn(move || {
             let _ = write_cache_entry(&path, stat.to_text().as_bytes());
+            // The one stat file earlier hoist builds kept for all contexts: never read now.
+            if let Some(old) = old_format {
+                let _ = std::fs::remove_file(old);
+            }
         });
         *self.saving.lock().expect("saving lock") = Some(writer);
     }

@@ -93,6 +93,10 @@ fn each_context_has_its_own_stat_cache() {
     std::fs::create_dir_all(other.join("ctx/dir")).unwrap();
     std::fs::write(other.join("ctx/dir/only"), "only\n").unwrap();
     let cache = dir.path().join("cache");
+    // The single stat file of earlier versions goes with the first save.
+    let old_format = cache.join("local/stat.v1.tsv");
+    std::fs::create_dir_all(old_format.parent().unwrap()).unwrap();
+    std::fs::write(&old_format, "1\t2\t3\t4\t5\tsha256:00\t/x\n").unwrap();
     let with_cache = |project: &Path| build_with_cache(project, &cache, &[]);
     assert_eq!(counts(with_cache(dir.path()).ok()).0, 22);
     assert_eq!(counts(with_cache(&other).ok()).0, 3);
