@@ -22,6 +22,7 @@ use super::image::{
 use super::layer::{BuiltLayer, write_layer};
 use super::plan::{Base, EnvList, Plan, Stage};
 use super::shell::Lexer;
+use super::sshagent;
 use super::{container, extract, run, runmount, snapshot, userns};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Manifest, Parsed, Platform, RawManifest, media, to_json_bytes};
@@ -67,6 +68,8 @@ pub struct BuildOptions {
     pub context: PathBuf,
     /// `--secret id=ID,src=FILE|env=VAR`, by id.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh ID=SOCKET`: ssh-agent sockets for `RUN --mount=type=ssh`, by id.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// The Dockerfile's name for messages (`Dockerfile`, `-` for stdin).
     pub dockerfile_name: String,
     pub dockerfile_path: Option<PathBuf>,
@@ -1209,9 +1212,10 @@ impl<'a> Builder<'a> {
         }
         // The environment before secrets are added to it: what goes into the cache key.
         let visible_env = env.clone();
-        // Secret files live only as long as this step, whatever happens to it.
+        // Secret files and agent sockets live only as long as this step, whatever happens.
         let _secrets = RemovedOnDrop(self.work.path().join("secrets"));
-        let (mut sandbox_mounts, mut mount_keys, _locks) = self
+        let _agents = RemovedOnDrop(self.work.path().join("ssh"));
+        let (mut sandbox_mounts, mut mount_keys, _held) = self
             .run_mounts(state, stage, line, mounts, &cwd, &mut env)
             .await?;
         if let Some((name, data)) = script {
@@ -1324,7 +1328,8 @@ impl<'a> Builder<'a> {
     }
 
     /// The `RUN --mount`s as sandbox mounts, what of each goes into the cache key (ids and
-    /// content digests, never secret values), and the locks of `sharing=locked` caches.
+    /// content digests, never secret values), and what must live until the step ends (the
+    /// locks of `sharing=locked` caches, ssh-agent forwarders).
     async fn run_mounts(
         &mut self,
         state: &StageState,
@@ -1333,15 +1338,12 @@ impl<'a> Builder<'a> {
         mounts: &[String],
         workdir: &str,
         env: &mut Vec<String>,
-    ) -> Result<(
-        Vec<run::SandboxMount>,
-        Vec<String>,
-        Vec<crate::fsutil::FileLock>,
-    )> {
+    ) -> Result<(Vec<run::SandboxMount>, Vec<String>, Vec<Box<dyn Send>>)> {
         use runmount::MountType;
         let mut out = Vec::new();
         let mut keys = Vec::new();
-        let mut locks = Vec::new();
+        let mut held: Vec<Box<dyn Send>> = Vec::new();
+        let mut agents = 0;
         for (n, raw) in mounts.iter().enumerate() {
             let m = {
                 let lexer = &self.lexer;
@@ -1360,9 +1362,48 @@ impl<'a> Builder<'a> {
             };
             match m.kind {
                 MountType::Ssh => {
-                    return Err(Error::Usage(
-                        "RUN --mount=type=ssh is not supported yet".into(),
+                    // BuildKit's defaults: id `default`, /run/buildkit/ssh_agent.N, 0600 root's;
+                    // SSH_AUTH_SOCK names the first unless the environment has one.
+                    let id = if m.id.is_empty() { "default" } else { &m.id };
+                    let target = if target.is_empty() {
+                        format!("/run/buildkit/ssh_agent.{agents}")
+                    } else {
+                        target
+                    };
+                    if agents == 0 && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                        env.push(format!("SSH_AUTH_SOCK={target}"));
+                    }
+                    agents += 1;
+                    keys.push(format!(
+                        "ssh {id} {target} {} {:?} {:?} {:?}",
+                        m.required, m.mode, m.uid, m.gid
                     ));
+                    let Some(agent) = self.options.ssh.get(id) else {
+                        if m.required {
+                            return Err(Error::Usage(format!(
+                                "ssh {id}: no agent given (--ssh {id}, or --ssh {id}=SOCKET)"
+                            )));
+                        }
+                        continue;
+                    };
+                    let dir = self.work.path().join("ssh");
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                    let socket = dir.join(format!("{n}.sock"));
+                    held.push(Box::new(sshagent::AgentForward::start(
+                        agent.clone(),
+                        &socket,
+                        m.mode.unwrap_or(0o600),
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                    )?));
+                    out.push(run::SandboxMount {
+                        target,
+                        source: run::MountSource::Host {
+                            path: socket,
+                            readonly: false,
+                        },
+                        file: true,
+                    });
                 }
                 MountType::Secret => {
                     keys.push(format!(
@@ -1423,13 +1464,13 @@ impl<'a> Builder<'a> {
                     }
                     if m.sharing == runmount::Sharing::Locked {
                         let lock = dir.with_extension("lock");
-                        locks.push(
+                        held.push(Box::new(
                             tokio::task::spawn_blocking(move || {
                                 crate::fsutil::FileLock::acquire(&lock)
                             })
                             .await
                             .map_err(|e| Error::Internal(format!("cache lock panicked: {e}")))??,
-                        );
+                        ));
                     }
                     out.push(run::SandboxMount {
                         target,
@@ -1514,7 +1555,7 @@ impl<'a> Builder<'a> {
         }
         // Parents before children, as BuildKit mounts them (client/llb/exec.go sorts by target).
         out.sort_by(|a, b| a.target.cmp(&b.target));
-        Ok((out, keys, locks))
+        Ok((out, keys, held))
     }
 
     /// A `--secret`'s value, `None` when it was not given.

@@ -21,6 +21,7 @@ pub mod run;
 pub mod runmount;
 pub mod shell;
 pub mod snapshot;
+pub mod sshagent;
 pub mod statcache;
 pub mod userns;
 

@@ -240,7 +240,8 @@ pub fn parse(
         }
         _ => {}
     }
-    if !m.target.is_empty() || m.kind != MountType::Secret {
+    // Secrets and ssh sockets have default targets (set where they are mounted for ssh).
+    if !m.target.is_empty() || !matches!(m.kind, MountType::Secret | MountType::Ssh) {
         let target = if m.target.starts_with('/') {
             m.target.clone()
         } else {

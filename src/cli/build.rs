@@ -98,6 +98,10 @@ pub struct Args {
     /// never stored in the image, the cache or logs).
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
+    /// An ssh-agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or ID=SOCKET
+    /// (repeatable; the command can use the agent's keys, never read them).
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
     /// How RUN steps are isolated: auto picks chroot as root (needs CAP_SYS_ADMIN), rootless
     /// (user namespaces, ids from /etc/subuid) otherwise; container runs them in this job
     /// container itself, replacing its files (only inside a container, as root; never auto).
@@ -365,6 +369,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     }
     let options = BuildOptions {
         secrets: secrets(&args.secrets)?,
+        ssh: hoist::build::sshagent::parse_sockets(
+            &args.ssh,
+            std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
+        )?,
         context: args.context.clone(),
         dockerfile_name,
         dockerfile_path,

@@ -356,6 +356,156 @@ fn secrets_reach_the_command_and_nothing_else() {
     run.fails_with(1, "Dockerfile:2: secret npm: not found");
 }
 
+/// Asks the agent at $SSH_AUTH_SOCK for its identities (the ssh-agent protocol's
+/// REQUEST_IDENTITIES) and prints how many it holds: a static client for the busybox base.
+const AGENT_CLIENT: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(void) {
+  const char *path = getenv("SSH_AUTH_SOCK");
+  if (!path) { puts("no SSH_AUTH_SOCK"); return 1; }
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr)) { perror("connect"); return 1; }
+  unsigned char request[5] = {0, 0, 0, 1, 11};
+  if (write(fd, request, 5) != 5) { perror("write"); return 1; }
+  unsigned char answer[9];
+  size_t got = 0;
+  while (got < 9) {
+    ssize_t n = read(fd, answer + got, 9 - got);
+    if (n <= 0) { puts("no answer"); return 1; }
+    got += n;
+  }
+  if (answer[4] != 12) { puts("not an identities answer"); return 1; }
+  printf("%u keys\n", (answer[5] << 24) | (answer[6] << 16) | (answer[7] << 8) | answer[8]);
+  return 0;
+}
+"#;
+
+/// A running ssh-agent holding one new key, stopped when dropped.
+struct Agent {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let key = dir.join("id_ed25519");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let socket = dir.join("agent.sock");
+        let child = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut added = false;
+        for _ in 0..100 {
+            if socket.exists() {
+                added = std::process::Command::new("ssh-add")
+                    .arg("-q")
+                    .arg(&key)
+                    .env("SSH_AUTH_SOCK", &socket)
+                    .status()
+                    .unwrap()
+                    .success();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(added, "ssh-agent did not take the key");
+        Agent { child, socket }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_mounts_forward_the_agent_and_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(dir.path());
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(dir.path().join("client.c"), AGENT_CLIENT).unwrap();
+    let status = std::process::Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(ctx.join("agent-keys"))
+        .arg(dir.path().join("client.c"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "musl-gcc");
+    let dockerfile = "FROM $BASE\n\
+        COPY agent-keys /usr/local/bin/\n\
+        RUN --mount=type=ssh agent-keys > /keys && echo $SSH_AUTH_SOCK > /where && stat -c '%a %u %g %F' $SSH_AUTH_SOCK > /socket\n\
+        RUN --mount=type=ssh,id=deploy,target=/tmp/agent,mode=0660,uid=5,gid=6,required agent-keys > /deploy-keys && stat -c '%a %u %g' /tmp/agent > /deploy-socket\n\
+        RUN --mount=type=ssh,id=absent echo ${SSH_AUTH_SOCK:-unset} > /absent && (test -e $SSH_AUTH_SOCK && echo there || echo missing) >> /absent\n";
+    let socket = agent.socket.display().to_string();
+    let (run, tree) = build_tree(
+        dir.path(),
+        dockerfile,
+        &[],
+        &[
+            "--ssh",
+            &format!("default={socket}"),
+            "--ssh",
+            &format!("deploy={socket}"),
+        ],
+    );
+    run.ok();
+    let tree = tree.unwrap();
+    let read =
+        |p: &str| std::fs::read_to_string(dir.path().join("unpack/bundle/rootfs").join(p)).unwrap();
+    assert_eq!(read("keys"), "1 keys\n");
+    assert_eq!(read("where"), "/run/buildkit/ssh_agent.0\n");
+    assert_eq!(read("socket"), "600 0 0 socket\n");
+    assert_eq!(read("deploy-keys"), "1 keys\n");
+    assert_eq!(read("deploy-socket"), "660 5 6\n");
+    // Optional and not given: no socket, as BuildKit (which still sets the variable).
+    assert_eq!(read("absent"), "/run/buildkit/ssh_agent.0\nmissing\n");
+    for path in ["/run/buildkit/ssh_agent.0", "/tmp/agent"] {
+        assert!(!tree.contains_key(path), "{path} stayed in the image");
+    }
+    assert!(
+        !tree.contains_key("/run/buildkit"),
+        "the mount's parent stayed"
+    );
+
+    // A required agent that was not given stops the build, naming it; a key file is no agent.
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nRUN --mount=type=ssh,required true\n",
+        &[],
+        &[],
+    );
+    run.fails_with(1, "Dockerfile:2: ssh default: no agent given");
+    let key = dir.path().join("id_ed25519");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+    let (run, _) = build_tree(
+        dir.path(),
+        "FROM $BASE\nRUN --mount=type=ssh true\n",
+        &[],
+        &["--ssh", &format!("default={}", key.display())],
+    );
+    run.fails_with(1, "not an ssh-agent socket");
+}
+
 #[test]
 fn cache_mounts_persist_between_builds_and_stay_out_of_the_image() {
     let dir = tempfile::tempdir().unwrap();
