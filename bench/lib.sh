@@ -2,6 +2,19 @@
 #
 #   start_registry DIR    → sets REG=127.0.0.1:PORT, appends the pid to the caller's `pids`
 
+# install_missing COMMAND=PACKAGE...: installs (Debian) the packages of the commands not found
+# here; a COMMAND may be an absolute path.
+install_missing() {
+  local pair need=()
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || need+=("${pair#*=}")
+  done
+  [ "${#need[@]}" -gt 0 ] || return 0
+  echo "installing ${need[*]}..." >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
 start_registry() {
   local dir="$1" port
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -16,12 +16,7 @@ hoist="${HOIST_BIN:-$root/target/release/hoist}"
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 
-need=()
-for cmd in skopeo docker-registry curl python3; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing ${need[*]}..." >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing skopeo=skopeo docker-registry=docker-registry curl=curl python3=python3
 [ -n "${HOIST_BIN:-}" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 
 tmp="$(mktemp -d)"

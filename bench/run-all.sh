@@ -6,9 +6,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target=x86_64-unknown-linux-musl
-command -v musl-gcc >/dev/null 2>&1 || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends musl-tools >&2
-}
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+install_missing musl-gcc=musl-tools
 rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
 echo "building hoist (release, $target)..." >&2
 cargo build --release --quiet --target "$target" --manifest-path "$root/Cargo.toml"

@@ -40,17 +40,8 @@ DOCKER=/usr/bin/docker
 [ "$(id -u)" -eq 0 ] || { echo "bench/run.sh: run as root (hoist RUN, dockerd, buildah, debootstrap)" >&2; exit 1; }
 
 # --- tools: install what is missing (Debian packages) --------------------------------------------
-need=()
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v buildah >/dev/null || need+=(buildah)
-[ -x "$DOCKERD" ] && [ -x "$DOCKER" ] || need+=(docker.io)
-command -v docker-registry >/dev/null || need+=(docker-registry)
-for cmd in curl python3 unshare; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing ${need[*]}..." >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing debootstrap=debootstrap buildah=buildah "$DOCKERD=docker.io" "$DOCKER=docker.io" \
+  docker-registry=docker-registry curl=curl python3=python3 unshare=util-linux
 
 tmp="$(mktemp -d)"
 pids=()
