@@ -247,11 +247,8 @@ impl FsView {
 
     fn under<'a>(&'a self, root: &str) -> impl Iterator<Item = Entry<'a>> + 'a {
         use std::ops::Bound::{Included, Unbounded};
-        let prefix = if root == "/" {
-            "/".to_string()
-        } else {
-            format!("{root}/")
-        };
+        // What every path below `root` starts with.
+        let prefix = join(root, "");
         let below = self
             .nodes
             .range::<str, _>((Included(prefix.as_str()), Unbounded));
@@ -264,11 +261,8 @@ impl FsView {
 
     /// Direct children of a directory, in name order.
     pub fn children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
-        let prefix = if dir == "/" {
-            "/".to_string()
-        } else {
-            format!("{dir}/")
-        };
+        // What every path below `dir` starts with.
+        let prefix = join(dir, "");
         // The keys under `prefix` in order; a child directory's own entries (`child/...`, all
         // sorting before `child0`, '0' being the character after '/') are jumped over instead
         // of walked: listing every directory of a deep tree stays O(n log n).
