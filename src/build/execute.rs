@@ -172,7 +172,7 @@ pub struct Builder<'a> {
     root: Option<container::RootFs>,
 }
 
-/// The build context seen through its ignore file, and its files' metadata.
+/// The build context seen through its ignore file, and its view (each file with its stat).
 struct WalkedContext {
     context: Context,
     view: FsView,
